@@ -1,0 +1,21 @@
+"""mechlearn: the code behind *100 Days of Mechanistic Learning*.
+
+Every implementation that the daily pages run lives here, one concept per module, each
+checked against an independent reference (torch, TransformerLens, gymnasium, scikit-learn or
+a closed form) in the test suite.
+
+Subpackages follow the curriculum::
+
+    mechlearn.backprop   Part I   scalar autograd, hand-derived MLP backprop, softmax and friends
+    mechlearn.testing             finite-difference gradient checks, named tolerances, comparisons
+    mechlearn.display             show a function's real source on a page
+    mechlearn.logbook             the site's own data: front matter, the plan, the progress grid
+
+Importing ``mechlearn`` has no side effects: it does not print, seed, download or import torch.
+"""
+
+from mechlearn.seeding import set_seed
+
+__version__ = "0.1.0"
+
+__all__ = ["set_seed", "__version__"]

@@ -1,0 +1,300 @@
+"""Testing helpers: named tolerances, reference comparisons that teach, and gradient checks.
+
+Three habits, borrowed from ARENA's ``tests.py`` and micrograd's tests:
+
+* **Tolerances have names.** ``FLOAT64`` means "two float64 computations of the same maths
+  that differ only in rounding"; ``GRADCHECK`` means "an analytic gradient against a central
+  finite difference in float64". Pages and tests use the names, so a reader knows what a
+  tolerance claims, and a tolerance is changed in one place.
+* **Failures teach.** A wrong shape is reported as a wrong shape (with the likely cause),
+  not as a broadcasting error; wrong values report how many entries are off and the worst one.
+* **Gradients are checked by finite differences in float64.** The central difference
+  ``(f(x + h) - f(x - h)) / 2h`` has error ``O(h^2)`` from truncation and ``O(eps / h)``
+  from rounding; with ``h = 1e-6`` both are around ``1e-10`` for well-scaled functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "Tolerance",
+    "EXACT",
+    "FLOAT64",
+    "FLOAT32",
+    "GRADCHECK",
+    "TOLERANCES",
+    "Comparison",
+    "compare",
+    "assert_close",
+    "numerical_gradient",
+    "gradcheck",
+    "random_expression",
+]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """An ``rtol``/``atol`` pair with a name: ``|actual - expected| <= atol + rtol * |expected|``."""
+
+    name: str
+    rtol: float
+    atol: float
+    """Absolute tolerance, which governs entries near zero."""
+
+    def __post_init__(self) -> None:
+        if self.rtol < 0 or self.atol < 0:
+            raise ValueError(f"tolerances must be non-negative, got rtol={self.rtol}, atol={self.atol}")
+
+    def __str__(self) -> str:
+        return f"{self.name} (rtol={self.rtol:g}, atol={self.atol:g})"
+
+
+EXACT = Tolerance("EXACT", 0.0, 0.0)
+"""Bit-for-bit equality: for results that must not depend on rounding at all."""
+FLOAT64 = Tolerance("FLOAT64", 1e-10, 1e-12)
+"""The same maths computed twice in float64, differing only in the order of rounding."""
+FLOAT32 = Tolerance("FLOAT32", 1e-5, 1e-6)
+"""The same maths computed twice in float32."""
+GRADCHECK = Tolerance("GRADCHECK", 1e-6, 1e-8)
+"""An analytic float64 gradient against a central finite difference with ``h = 1e-6``."""
+
+TOLERANCES: dict[str, Tolerance] = {t.name: t for t in (EXACT, FLOAT64, FLOAT32, GRADCHECK)}
+
+
+def _as_array(x: Any, what: str) -> np.ndarray:
+    """Turn a number, list, NumPy array or torch tensor into a NumPy array, without copying grads."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor; avoid importing torch
+        x = x.detach().cpu().numpy()
+    elif hasattr(x, "data") and type(x).__name__ == "Value":  # a mechlearn scalar Value
+        x = x.data
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{what} should be numeric (number, array or tensor), got {type(x).__name__}")
+    return arr
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of comparing an implementation with a reference; shows itself on a page."""
+
+    name: str
+    passed: bool
+    max_abs_err: float
+    max_rel_err: float
+    tolerance: Tolerance
+    shape: tuple[int, ...]
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        mark = "PASS" if self.passed else "FAIL"
+        return (
+            f"{mark} {self.name}: max |ours - reference| = {self.max_abs_err:.3g} "
+            f"(max relative {self.max_rel_err:.3g}) over shape {self.shape}, tolerance {self.tolerance}"
+        )
+
+    def _repr_markdown_(self) -> str:
+        mark = "✅" if self.passed else "❌"
+        return (
+            f"{mark} **{self.name}**: max \\|ours − reference\\| = `{self.max_abs_err:.3g}` "
+            f"(max relative `{self.max_rel_err:.3g}`) over shape `{self.shape}`; "
+            f"tolerance `{self.tolerance.name}` (rtol {self.tolerance.rtol:g}, atol {self.tolerance.atol:g})"
+            + ("" if self.passed else f"\n\n{self.message}")
+        )
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def compare(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "comparison") -> Comparison:
+    """Compare ``actual`` (ours) with ``expected`` (the reference) and explain any difference.
+
+    Args:
+        actual: our result: a number, array, or torch tensor.
+        expected: the reference result, of the same shape.
+        tol: a named :class:`Tolerance`.
+        name: what is being compared, for the message.
+
+    Returns:
+        A :class:`Comparison`, truthy when every entry is within tolerance. Shapes that differ
+        never pass and are reported as such; NaN in ``actual`` where ``expected`` is finite fails.
+    """
+    if not isinstance(tol, Tolerance):
+        raise TypeError(f"tol should be a Tolerance such as testing.FLOAT64, got {type(tol).__name__}")
+    a, e = _as_array(actual, "actual"), _as_array(expected, "expected")
+    if a.shape != e.shape:
+        hint = ""
+        if sorted(a.shape) == sorted(e.shape):
+            hint = " The same sizes in another order: a missing transpose or a wrong axis?"
+        elif a.size == e.size:
+            hint = " The same number of entries: a missing reshape?"
+        elif a.ndim != e.ndim:
+            hint = " A different number of axes: a missing or extra keepdims / squeeze?"
+        msg = f"{name}: wrong shape: got {a.shape}, expected {e.shape}.{hint}"
+        return Comparison(name, False, math.inf, math.inf, tol, tuple(a.shape), msg)
+    if a.size == 0:
+        return Comparison(name, True, 0.0, 0.0, tol, tuple(a.shape), f"{name}: both empty")
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    nan_mismatch = np.isnan(a64) != np.isnan(e64)
+    both_inf_equal = np.isinf(a64) & (a64 == e64)
+    diff = np.where(both_inf_equal | (np.isnan(a64) & np.isnan(e64)), 0.0, np.abs(a64 - e64))
+    diff = np.where(nan_mismatch, np.inf, diff)
+    bound = tol.atol + tol.rtol * np.abs(np.where(np.isfinite(e64), e64, 0.0))
+    bad = ~(diff <= bound)
+    max_abs = float(np.max(diff))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.abs(e64))
+    max_rel = float(np.nanmax(rel)) if rel.size else 0.0
+    if not bad.any():
+        return Comparison(name, True, max_abs, max_rel, tol, tuple(a.shape), f"{name}: all {a.size} entries agree")
+    worst = np.unravel_index(int(np.argmax(np.where(bad, diff, -1.0))), a.shape)
+    where = f" at index {tuple(int(i) for i in worst)}" if a.ndim else ""
+    msg = (
+        f"{name}: correct shape {a.shape}, but wrong values: {int(bad.sum())} of {a.size} entries are outside "
+        f"{tol}. Worst{where}: got {a64[worst]!r}, expected {e64[worst]!r} (difference {diff[worst]:.3g})."
+    )
+    if np.isnan(a64).any() and not np.isnan(e64).any():
+        msg += " Ours has NaN where the reference does not: an overflow, or a log/sqrt of a non-positive number?"
+    return Comparison(name, False, max_abs, max_rel, tol, tuple(a.shape), msg)
+
+
+def assert_close(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "comparison") -> Comparison:
+    """Like :func:`compare`, but raise ``AssertionError`` with the teaching message on failure."""
+    result = compare(actual, expected, tol=tol, name=name)
+    if not result.passed:
+        raise AssertionError(result.message)
+    return result
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central finite-difference gradient of a scalar function of a float64 array.
+
+    ``grad[i] = (f(x + h e_i) - f(x - h e_i)) / (2h)``. ``x`` is not modified.
+
+    Args:
+        f: maps an array shaped like ``x`` to a real number.
+        x: the point, a float64 array (float32 rounding would swamp the difference).
+        h: the step.
+
+    Returns:
+        An array shaped like ``x``.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.float64:
+        raise TypeError(
+            f"numerical_gradient needs a float64 array, got {x.dtype}: in float32 the rounding error "
+            f"(~1e-7 / h) swamps the finite difference"
+        )
+    if not h > 0:
+        raise ValueError(f"step h must be positive, got {h}")
+    x = x.copy()
+    grad = np.empty_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f(x)
+        flat[i] = old - h
+        fm = f(x)
+        flat[i] = old
+        for v in (fp, fm):
+            if np.ndim(v) != 0:
+                raise ValueError(f"f must return a scalar, got an array of shape {np.shape(v)}")
+        gflat[i] = (float(fp) - float(fm)) / (2 * h)
+    return grad
+
+
+def gradcheck(
+    f: Callable[[np.ndarray], float],
+    grad: np.ndarray,
+    x: np.ndarray,
+    tol: Tolerance = GRADCHECK,
+    name: str = "gradient vs finite differences",
+) -> Comparison:
+    """Compare an analytic gradient ``grad`` of ``f`` at ``x`` with central finite differences."""
+    return compare(grad, numerical_gradient(f, x), tol=tol, name=name)
+
+
+_UNARY = ("tanh", "sigmoid", "relu", "square", "exp_tanh", "log1p_square")
+_BINARY = ("add", "sub", "mul")
+
+
+def random_expression(rng: np.random.Generator, n_inputs: int = 3, n_ops: int = 10) -> tuple[Callable[..., Any], str]:
+    """A random scalar expression that works on any numbers with the usual methods.
+
+    The same expression runs on mechlearn ``Value`` objects and on torch scalar tensors, so
+    it can check one autograd against another. Operations are bounded so no input overflows:
+    ``+ - *``, ``tanh``, ``sigmoid``, ``relu``, ``x**2``, ``exp(tanh(x))``, ``log(1 + x**2)``.
+
+    Args:
+        rng: the generator that draws the expression.
+        n_inputs: how many inputs the expression takes (at least 1).
+        n_ops: how many operations it applies (at least 1).
+
+    Returns:
+        ``(f, text)``: ``f(*inputs)`` evaluates the expression; ``text`` is its formula.
+    """
+    if n_inputs < 1 or n_ops < 1:
+        raise ValueError(f"need n_inputs >= 1 and n_ops >= 1, got {n_inputs} and {n_ops}")
+    program: list[tuple[str, int, int]] = []
+    n_values = n_inputs
+    for _ in range(n_ops):
+        if rng.random() < 0.5:
+            op = _BINARY[int(rng.integers(len(_BINARY)))]
+            program.append((op, int(rng.integers(n_values)), int(rng.integers(n_values))))
+        else:
+            op = _UNARY[int(rng.integers(len(_UNARY)))]
+            program.append((op, int(rng.integers(n_values)), -1))
+        n_values += 1
+    # Sum every intermediate that nothing consumed, so every input can matter.
+    used = {i for _, i, j in program for i in (i, j) if i >= 0}
+    outputs = [k for k in range(n_values) if k not in used]
+
+    def f(*xs: Any) -> Any:
+        if len(xs) != n_inputs:
+            raise TypeError(f"this expression takes {n_inputs} inputs, got {len(xs)}")
+        vals = list(xs)
+        for op, i, j in program:
+            a = vals[i]
+            if op == "add":
+                vals.append(a + vals[j])
+            elif op == "sub":
+                vals.append(a - vals[j])
+            elif op == "mul":
+                vals.append(a * vals[j])
+            elif op == "tanh":
+                vals.append(a.tanh())
+            elif op == "sigmoid":
+                vals.append(a.sigmoid())
+            elif op == "relu":
+                vals.append(a.relu())
+            elif op == "square":
+                vals.append(a**2)
+            elif op == "exp_tanh":
+                vals.append(a.tanh().exp())
+            else:  # log1p_square
+                vals.append((a**2 + 1).log())
+        out = vals[outputs[0]]
+        for k in outputs[1:]:
+            out = out + vals[k]
+        return out
+
+    names = [f"x{i}" for i in range(n_inputs)]
+    fmt = {
+        "add": "({a} + {b})", "sub": "({a} - {b})", "mul": "{a}·{b}", "tanh": "tanh({a})",
+        "sigmoid": "σ({a})", "relu": "relu({a})", "square": "{p}²", "exp_tanh": "exp(tanh({a}))",
+        "log1p_square": "log(1 + {a}²)",
+    }
+    for op, i, j in program:
+        a = names[i]
+        p = a if a.isidentifier() else f"({a})"  # parenthesise before a postfix ², so x²² cannot appear
+        names.append(fmt[op].format(a=a, p=p, b=names[j] if j >= 0 else ""))
+    text = " + ".join(names[k] for k in outputs)
+    return f, text
