@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SourceCode", "show_source"]
+__all__ = ["SourceCode", "show_source", "draw_value_graph"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,62 @@ def _strip_docstring(code: str) -> str:
     lines = code.splitlines()
     del lines[first.lineno - 1 : first.end_lineno]
     return "\n".join(lines)
+
+
+def draw_value_graph(root: Any, ax: Any = None, title: str | None = None) -> Any:
+    """Draw the computation graph behind a scalar ``Value``: one box per node with its data and grad.
+
+    Nodes are placed left to right by depth (longest path from an input), so every edge points
+    right, from operand to result; the operation that made a node is written above it.
+
+    Args:
+        root: a ``mechlearn.backprop.Value`` (usually after ``root.backward()``).
+        ax: a matplotlib ``Axes`` to draw on; a new figure is made if omitted.
+        title: an optional title.
+
+    Returns:
+        The matplotlib ``Axes``.
+    """
+    import matplotlib.pyplot as plt
+
+    from mechlearn.backprop.value import Value, topological_order
+
+    if not isinstance(root, Value):
+        raise TypeError(f"draw_value_graph expects a mechlearn Value, got {type(root).__name__}")
+    order = topological_order(root)
+    depth: dict[int, int] = {}
+    for node in order:  # parents come first, so their depth is known
+        depth[id(node)] = 1 + max((depth[id(p)] for p in node._prev), default=-1)
+    columns: dict[int, list[Any]] = {}
+    for node in order:
+        columns.setdefault(depth[id(node)], []).append(node)
+    pos = {}
+    for d, nodes in columns.items():
+        for i, node in enumerate(nodes):
+            pos[id(node)] = (d, (len(nodes) - 1) / 2 - i)
+    if ax is None:
+        n_cols, n_rows = len(columns), max(len(v) for v in columns.values())
+        _, ax = plt.subplots(figsize=(1.9 * n_cols + 0.6, 0.95 * n_rows + 0.8))
+    for node in order:
+        x1, y1 = pos[id(node)]
+        for parent in node._prev:
+            x0, y0 = pos[id(parent)]
+            ax.annotate("", xy=(x1 - 0.36, y1), xytext=(x0 + 0.36, y0),
+                        arrowprops={"arrowstyle": "->", "color": "0.55", "lw": 1})
+    for node in order:
+        x, y = pos[id(node)]
+        name = node.label or (node.op if node.op else "")
+        text = f"{name}\ndata {node.data:.3g}\ngrad {node.grad:.3g}"
+        colour = "#d8efec" if not node._prev else "#fbe3da" if node is root else "#eeeeee"
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5, family="monospace",
+                bbox={"boxstyle": "round,pad=0.3", "fc": colour, "ec": "0.4", "lw": 0.8})
+        if node.op and node.label:
+            ax.text(x, y + 0.36, node.op, ha="center", va="bottom", fontsize=8, color="0.35")
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax.set_xlim(min(xs) - 0.55, max(xs) + 0.55)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax

