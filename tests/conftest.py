@@ -68,3 +68,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         again = f"  (second run {second[r['page']]:.1f} s)" if r["page"] in second else ""
         tr.write_line(f"{r['seconds']:6.1f} s  {r['cells']:3d} cells  {r['status']:5s}  {r['page']}{again}")
     tr.write_line(f"{len(first)} pages, {total:.1f} s in total; report: reports/page-times.md")
+
+
+def unchecked(fn):
+    """``fn`` without the jaxtyping/beartype wrapper that the test run adds to every mechlearn function.
+
+    Bad-input tests call this to check *our own* validation and its message: users run mechlearn
+    without the test-time type checker, so our checks are what they see. (The type checker would
+    otherwise reject the bad input first, with its own message.)
+    """
+    import inspect
+
+    return inspect.unwrap(fn)

@@ -152,7 +152,7 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
     client = NotebookClient(
         nb,
         kernel_name="python3",
-        timeout=int(limit) + 5,  # per cell; the whole page is held to `limit` below
+        timeout=max(1, int(limit)),  # per cell, so a runaway cell is stopped; the page total is checked below
         startup_timeout=60,
         resources={"metadata": {"path": str(path.parent)}},
         allow_errors=False,
@@ -178,6 +178,8 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
                     error = f"cell {i}: {out.ename}: {out.evalue}"
                 if out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text:
                     error = f"cell {i} printed a traceback to stderr:\n{out.text}"
+    if error is None and seconds > limit:
+        error = f"the page took {seconds:.1f} s, over the {limit:.0f} s limit"
     if error is None and kernel_python and Path(kernel_python).resolve() != Path(sys.executable).resolve():
         error = (
             f"the python3 kernel ran {kernel_python}, not this environment's {sys.executable}: a user-level "

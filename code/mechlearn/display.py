@@ -1,7 +1,7 @@
 """Show the package's real source on a page, so the code a reader sees is the code that ran.
 
-A day page never pastes library code (a pasted copy drifts). It calls :func:`show_source`,
-which reads the source with :mod:`inspect` and returns an object that Jupyter, and so Quarto,
+A day page never pastes library code (a pasted copy drifts). It calls `show_source`,
+which reads the source with `inspect` and returns an object that Jupyter, and so Quarto,
 renders as a highlighted Python block with a caption naming the file and lines.
 """
 
@@ -51,17 +51,19 @@ def show_source(obj: Any, *, docstring: bool = True) -> SourceCode:
     """The source of a function, class, method or module, ready to display on a page.
 
     Args:
-        obj: anything :func:`inspect.getsource` accepts (a property is shown through its getter).
+        obj: anything `inspect.getsource` accepts (a property is shown through its getter).
         docstring: if False, drop the docstring of a function or class to keep the listing short.
 
     Returns:
-        A :class:`SourceCode`; in a notebook or Quarto page it renders as highlighted code.
+        A `SourceCode`; in a notebook or Quarto page it renders as highlighted code.
 
     Raises:
         TypeError: for objects with no Python source (builtins, C extensions, numbers).
     """
     target = obj.fget if isinstance(obj, property) else obj
     try:
+        # Follow decorators (functools.wraps, jaxtyping/beartype checkers) to the function as written.
+        target = inspect.unwrap(target)
         lines, start = inspect.getsourcelines(target)
         file = inspect.getsourcefile(target)
     except (TypeError, OSError) as err:

@@ -4,7 +4,7 @@ The home page, the curriculum page and the tests all read the same front matter 
 module, so the progress grid, the hours per part and the ARENA → day → module map are
 generated from the pages themselves and cannot drift from them.
 
-It also knows which ``mechlearn`` source files a page depends on (:func:`page_fingerprint`):
+It also knows which ``mechlearn`` source files a page depends on (`page_fingerprint`):
 Quarto's ``freeze: auto`` re-executes a page when the page changes but not when code it imports
 changes (quarto-cli issue 6793), so ``scripts/freeze_guard.py`` drops a page's frozen output
 whenever this fingerprint moves.
@@ -38,6 +38,7 @@ __all__ = [
     "hours_by_part",
     "curriculum_rows",
     "page_imports",
+    "module_file",
     "module_closure",
     "page_fingerprint",
 ]
@@ -109,15 +110,18 @@ def _load_pages(root: Path, pattern: str) -> list[dict[str, Any]]:
     return pages
 
 
-def load_days(root: str | Path) -> list[dict[str, Any]]:
-    """Front matter of every day page (``daily/day-NNN-slug/index.qmd``), sorted by day, with ``path`` added."""
-    days = _load_pages(Path(root), "daily/day-*/index.qmd")
+def load_days(root: str | Path, include_drafts: bool = False) -> list[dict[str, Any]]:
+    """Front matter of every day page (``daily/day-NNN-slug/index.qmd``), sorted by day, with ``path`` added.
+
+    Pages marked ``draft: true`` are left out unless ``include_drafts``: Quarto does not publish them.
+    """
+    days = [d for d in _load_pages(Path(root), "daily/day-*/index.qmd") if include_drafts or not d.get("draft")]
     return sorted(days, key=lambda d: (d.get("day") or 0))
 
 
-def load_posts(root: str | Path) -> list[dict[str, Any]]:
+def load_posts(root: str | Path, include_drafts: bool = False) -> list[dict[str, Any]]:
     """Front matter of every blog post (``posts/YYYY-MM-DD-slug/index.qmd``), with ``path`` added."""
-    return _load_pages(Path(root), "posts/*/index.qmd")
+    return [p for p in _load_pages(Path(root), "posts/*/index.qmd") if include_drafts or not p.get("draft")]
 
 
 def load_plan(root: str | Path) -> list[dict[str, Any]]:
@@ -248,7 +252,9 @@ def page_imports(qmd_text: str) -> set[str]:
     return found
 
 
-def _module_file(name: str, code_root: Path) -> Path | None:
+def module_file(name: str, code_root: str | Path) -> Path | None:
+    """The source file of module ``name`` under ``code_root`` (a package's ``__init__.py``), or None if it is not a module."""
+    code_root = Path(code_root)
     base = code_root.joinpath(*name.split("."))
     if (base / "__init__.py").is_file():
         return base / "__init__.py"
@@ -272,12 +278,12 @@ def module_closure(names: set[str] | list[str], code_root: str | Path) -> list[P
         if name in seen:
             continue
         seen.add(name)
-        file = _module_file(name, code_root)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run first
+        file = module_file(name, code_root)
         if file is None:
             continue
         files.add(file)
-        parts = name.split(".")
-        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         todo.extend(_imports_in(file.read_text(encoding="utf-8")))
     return sorted(files)
 

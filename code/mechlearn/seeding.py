@@ -1,6 +1,6 @@
 """One seed for every random number generator a page, test or recipe touches.
 
-Call :func:`set_seed` once, at an entry point (the top of a page, a test, a training recipe),
+Call `set_seed` once, at an entry point (the top of a page, a test, a training recipe),
 never inside library code: library functions take an explicit ``np.random.Generator`` or
 ``torch.Generator`` instead, so that what they draw depends only on their arguments.
 """

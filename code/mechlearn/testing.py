@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -119,11 +120,11 @@ def compare(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "c
     Args:
         actual: our result: a number, array, or torch tensor.
         expected: the reference result, of the same shape.
-        tol: a named :class:`Tolerance`.
+        tol: a named `Tolerance`.
         name: what is being compared, for the message.
 
     Returns:
-        A :class:`Comparison`, truthy when every entry is within tolerance. Shapes that differ
+        A `Comparison`, truthy when every entry is within tolerance. Shapes that differ
         never pass and are reported as such; NaN in ``actual`` where ``expected`` is finite fails.
     """
     if not isinstance(tol, Tolerance):
@@ -166,7 +167,7 @@ def compare(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "c
 
 
 def assert_close(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "comparison") -> Comparison:
-    """Like :func:`compare`, but raise ``AssertionError`` with the teaching message on failure."""
+    """Like `compare`, but raise ``AssertionError`` with the teaching message on failure."""
     result = compare(actual, expected, tol=tol, name=name)
     if not result.passed:
         raise AssertionError(result.message)

@@ -1,8 +1,8 @@
 """Part I, backpropagation: a scalar autograd, an MLP differentiated by hand, and softmax done right.
 
-* :mod:`~mechlearn.backprop.value` — ``Value``, the chain rule on a graph of scalars (Day 1).
-* :mod:`~mechlearn.backprop.manual_mlp` — ``ManualMLP``, backprop derived with matrix calculus (Day 2).
-* :mod:`~mechlearn.backprop.softmax` — stable softmax, log-sum-exp and cross-entropy with derived backward (Day 3).
+* `~mechlearn.backprop.value` — ``Value``, the chain rule on a graph of scalars (Day 1).
+* `~mechlearn.backprop.manual_mlp` — ``ManualMLP``, backprop derived with matrix calculus (Day 2).
+* `~mechlearn.backprop.softmax` — stable softmax, log-sum-exp and cross-entropy with derived backward (Day 3).
 """
 
 from mechlearn.backprop.manual_mlp import ManualMLP, mse_loss, mse_loss_backward, train_regression

@@ -104,7 +104,7 @@ def mse_loss(y_hat: Float[np.ndarray, "batch d_out"], y: Float[np.ndarray, "batc
 def mse_loss_backward(
     y_hat: Float[np.ndarray, "batch d_out"], y: Float[np.ndarray, "batch d_out"]
 ) -> Float[np.ndarray, "batch d_out"]:
-    """dL/d(y_hat) for :func:`mse_loss`: ``2 (y_hat - y) / y.size``."""
+    """dL/d(y_hat) for `mse_loss`: ``2 (y_hat - y) / y.size``."""
     if y_hat.shape != y.shape:
         raise ValueError(f"prediction and target shapes differ: {y_hat.shape} vs {y.shape}")
     return 2.0 * (y_hat - y) / y.size
@@ -116,7 +116,7 @@ def train_regression(
     y: Float[np.ndarray, "batch d_out"],
     lr: float = 0.05,
     steps: int = 1000,
-) -> list[dict[str, float]]:
+) -> list[dict[str, int | float]]:
     """Full-batch gradient descent on the MSE loss with the hand-derived gradients.
 
     Returns:

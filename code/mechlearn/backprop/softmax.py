@@ -20,6 +20,8 @@ Reference: ARENA chapters 0.0 and 0.4; Goodfellow, Bengio & Courville, *Deep Lea
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from jaxtyping import Float, Int
 
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-def _check_logits(x: np.ndarray, what: str = "logits") -> np.ndarray:
+def _check_logits(x: Any, what: str = "logits") -> np.ndarray:
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{what} should be a floating-point array, got dtype {x.dtype}")
@@ -83,7 +85,7 @@ def softmax_backward(
     return p * (grad_p - (grad_p * p).sum(axis=-1, keepdims=True))
 
 
-def _check_targets(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def _check_targets(logits: np.ndarray, targets: Any) -> np.ndarray:
     if logits.ndim != 2:
         raise ValueError(f"logits should have shape (batch, n_classes), got {logits.shape}")
     targets = np.asarray(targets)
@@ -111,7 +113,7 @@ def cross_entropy(logits: Float[np.ndarray, "batch n"], targets: Int[np.ndarray,
 def cross_entropy_backward(
     logits: Float[np.ndarray, "batch n"], targets: Int[np.ndarray, " batch"]
 ) -> Float[np.ndarray, "batch n"]:
-    """dL/d(logits) for :func:`cross_entropy`: ``(softmax(z) - onehot(y)) / N``."""
+    """dL/d(logits) for `cross_entropy`: ``(softmax(z) - onehot(y)) / N``."""
     logits = _check_logits(logits)
     targets = _check_targets(logits, targets)
     grad = softmax(logits)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["Value", "topological_order"]
 
@@ -43,7 +43,7 @@ class Value:
 
     __slots__ = ("data", "grad", "label", "op", "_prev", "_backward")
 
-    def __init__(self, data: float, label: str = "", _prev: tuple["Value", ...] = (), op: str = "") -> None:
+    def __init__(self, data: Real, label: str = "", _prev: tuple["Value", ...] = (), op: str = "") -> None:
         self.data = _check_number(data, "Value data")
         self.grad = 0.0
         self.label = label
@@ -56,12 +56,12 @@ class Value:
         return f"Value({name}{self.data:.6g}, grad={self.grad:.6g})"
 
     @staticmethod
-    def _lift(other: "Value | float") -> "Value":
+    def _lift(other: "Value | Real") -> "Value":
         return other if isinstance(other, Value) else Value(_check_number(other, "the other operand"))
 
     # Each operation sets its own backward beside its forward: the local chain rule in one place.
 
-    def __add__(self, other: "Value | float") -> "Value":
+    def __add__(self, other: "Value | Real") -> "Value":
         other = self._lift(other)
         out = Value(self.data + other.data, _prev=(self, other), op="+")
 
@@ -72,7 +72,7 @@ class Value:
         out._backward = _backward
         return out
 
-    def __mul__(self, other: "Value | float") -> "Value":
+    def __mul__(self, other: "Value | Real") -> "Value":
         other = self._lift(other)
         out = Value(self.data * other.data, _prev=(self, other), op="*")
 
@@ -83,7 +83,7 @@ class Value:
         out._backward = _backward
         return out
 
-    def __pow__(self, exponent: float) -> "Value":
+    def __pow__(self, exponent: Real) -> "Value":
         if isinstance(exponent, Value):
             raise TypeError("Value ** Value is not supported: the exponent must be a plain number (use exp/log)")
         k = _check_number(exponent, "the exponent")
@@ -158,25 +158,25 @@ class Value:
     def __neg__(self) -> "Value":
         return self * -1.0
 
-    def __sub__(self, other: "Value | float") -> "Value":
+    def __sub__(self, other: "Value | Real") -> "Value":
         return self + (-self._lift(other))
 
-    def __truediv__(self, other: "Value | float") -> "Value":
+    def __truediv__(self, other: "Value | Real") -> "Value":
         other = self._lift(other)
         if other.data == 0:
             raise ZeroDivisionError("division by a Value whose data is 0")
         return self * other**-1
 
-    def __radd__(self, other: float) -> "Value":
+    def __radd__(self, other: Real) -> "Value":
         return self + other
 
-    def __rsub__(self, other: float) -> "Value":
+    def __rsub__(self, other: Real) -> "Value":
         return self._lift(other) - self
 
-    def __rmul__(self, other: float) -> "Value":
+    def __rmul__(self, other: Real) -> "Value":
         return self * other
 
-    def __rtruediv__(self, other: float) -> "Value":
+    def __rtruediv__(self, other: Real) -> "Value":
         return self._lift(other) / self
 
     def backward(self) -> None:

@@ -1,0 +1,69 @@
+"""The page harness itself: it must fail pages that error, time out or reach the network."""
+
+from __future__ import annotations
+
+import pytest
+
+from pagerun import cell_options, is_executable, run_page, to_notebook
+
+
+def _page(tmp_path, body: str, front: str = "title: t"):
+    path = tmp_path / "page.qmd"
+    path.write_text(f"---\n{front}\n---\n\nSome prose.\n\n{body}\n")
+    return path
+
+
+def test_a_raising_cell_fails_the_page(tmp_path):
+    run = run_page(_page(tmp_path, "```{python}\nraise ValueError('boom')\n```"))
+    assert run.error is not None and "boom" in run.error
+
+
+def test_the_network_is_blocked_but_loopback_is_not(tmp_path):
+    body = """```{python}
+import socket, urllib.request
+try:
+    urllib.request.urlopen("http://example.com", timeout=5)
+    print("REACHED")
+except OSError as err:
+    print("BLOCKED" if "network access is blocked" in str(err) else f"OTHER {err!r}")
+try:
+    socket.create_connection(("93.184.216.34", 80), timeout=5)
+    print("REACHED")
+except OSError as err:
+    print("BLOCKED" if "network access is blocked" in str(err) else f"OTHER {err!r}")
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen()
+socket.create_connection(server.getsockname(), timeout=5).close()
+print("LOOPBACK OK")
+```"""
+    run = run_page(_page(tmp_path, body))
+    assert run.error is None, run.error
+    assert "".join(run.texts).split() == ["BLOCKED", "BLOCKED", "LOOPBACK", "OK"]
+
+
+def test_a_page_over_the_time_limit_fails(tmp_path):
+    run = run_page(_page(tmp_path, "```{python}\nimport time\ntime.sleep(4)\n```"), limit=2)
+    assert run.error is not None and "longer than 2 s" in run.error
+    run = run_page(_page(tmp_path, "```{python}\nimport time\ntime.sleep(1.5)\n```\n\n```{python}\ntime.sleep(1.5)\n```"), limit=2)
+    assert run.error is not None and "over the 2 s limit" in run.error
+
+
+def test_quarto_cell_options_are_honoured(tmp_path):
+    body = "```{python}\n#| eval: false\nraise SystemExit\n```\n\n```{python}\n#| error: true\n1 / 0\n```\n\n```{python}\nprint('ran', flush=True)\n```"
+    path = _page(tmp_path, body)
+    assert [c.source.splitlines()[0] for c in to_notebook(path).cells[1:]] == ["#| error: true", "print('ran', flush=True)"]
+    run = run_page(path)
+    assert run.error is None, run.error
+    assert "ran\n" in run.texts
+    assert cell_options("#| eval: false\n#| fig-alt: a b\nx = 1\n#| not: an option") == {"eval": "false", "fig-alt": "a b"}
+
+
+def test_pages_without_code_or_with_eval_off_are_not_executed(tmp_path):
+    assert not is_executable(_page(tmp_path, "No code here."))
+    assert not is_executable(_page(tmp_path, "```{python}\n1\n```", front="title: t\nexecute:\n  eval: false"))
+    assert is_executable(_page(tmp_path, "```{python}\n1\n```"))
+
+
+def test_a_malformed_fence_is_reported(tmp_path):
+    path = _page(tmp_path, "```{python}\n1\n```\n\n```{python}\n2\n")
+    with pytest.raises(AssertionError):
+        to_notebook(path)
