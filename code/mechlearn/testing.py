@@ -144,15 +144,15 @@ def compare(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "c
         return Comparison(name, True, 0.0, 0.0, tol, tuple(a.shape), f"{name}: both empty")
     a64, e64 = a.astype(np.float64), e.astype(np.float64)
     nan_mismatch = np.isnan(a64) != np.isnan(e64)
-    both_inf_equal = np.isinf(a64) & (a64 == e64)
-    diff = np.where(both_inf_equal | (np.isnan(a64) & np.isnan(e64)), 0.0, np.abs(a64 - e64))
-    diff = np.where(nan_mismatch, np.inf, diff)
+    same_special = (np.isinf(a64) & (a64 == e64)) | (np.isnan(a64) & np.isnan(e64))
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf and x / 0 are handled just below
+        diff = np.where(same_special, 0.0, np.abs(a64 - e64))
+        diff = np.where(nan_mismatch | np.isnan(diff), np.inf, diff)
+        rel = np.where(diff == 0, 0.0, diff / np.abs(e64))
     bound = tol.atol + tol.rtol * np.abs(np.where(np.isfinite(e64), e64, 0.0))
     bad = ~(diff <= bound)
     max_abs = float(np.max(diff))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(diff == 0, 0.0, diff / np.abs(e64))
-    max_rel = float(np.nanmax(rel)) if rel.size else 0.0
+    max_rel = float(np.max(np.where(np.isnan(rel), np.inf, rel)))
     if not bad.any():
         return Comparison(name, True, max_abs, max_rel, tol, tuple(a.shape), f"{name}: all {a.size} entries agree")
     worst = np.unravel_index(int(np.argmax(np.where(bad, diff, -1.0))), a.shape)

@@ -1,0 +1,69 @@
+"""The pinned environment provides the references later days rely on, offline and on the CPU."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def test_every_requirement_is_pinned_and_torch_is_the_pinned_release():
+    lines = [l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert all("==" in l for l in lines), f"unpinned requirements: {[l for l in lines if '==' not in l]}"
+    import torch
+
+    assert torch.__version__.split("+")[0] == _pins()["torch"] == "2.13.0"
+
+
+def test_environment_yml_and_workflows_read_the_same_pins():
+    assert "-r requirements.txt" in (ROOT / "environment.yml").read_text()
+    for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):
+        text = workflow.read_text()
+        assert "requirements-quarto.txt" in text and "make " in text, f"{workflow.name} should use the Makefile and the pinned Quarto"
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def test_transformer_lens_builds_a_small_model_offline():
+    """TransformerLens 4.x builds a model from a config with no download (Part II compares our GPT to it)."""
+    import torch
+    from transformer_lens import TransformerBridge, TransformerBridgeConfig
+
+    cfg = TransformerBridgeConfig(d_model=16, d_head=4, n_heads=4, n_layers=1, n_ctx=8, d_vocab=11, d_mlp=32, act_fn="gelu")
+    model = TransformerBridge.boot_native(cfg)
+    tokens = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(0))
+    logits, cache = model.run_with_cache(tokens)
+    assert logits.shape == (2, 5, 11)
+    assert "hook_embed" in cache
+
+
+def test_mechlearn_installs_from_a_git_url_into_another_project(tmp_path):
+    """What a reusing engineer does: pip install from the repository's git URL (here a file:// one)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout: installing from a git URL needs one")
+    target = tmp_path / "site-packages"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target),
+         f"git+file://{ROOT}"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    code = "import mechlearn, mechlearn.backprop, mechlearn.testing; print(mechlearn.__file__); print(mechlearn.backprop.Value(2.0) * 3)"
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
+                         check=True, capture_output=True, text=True)
+    first, second = out.stdout.splitlines()
+    assert first.startswith(str(target)) and second.startswith("Value(6")
