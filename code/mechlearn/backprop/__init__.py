@@ -1,10 +1,14 @@
-"""Part I, backpropagation: a scalar autograd, an MLP differentiated by hand, and softmax done right.
+"""Part I, backpropagation: from a scalar autograd to a tensor engine that trains an MLP.
 
 * `~mechlearn.backprop.value` — ``Value``, the chain rule on a graph of scalars (Day 1).
 * `~mechlearn.backprop.manual_mlp` — ``ManualMLP``, backprop derived with matrix calculus (Day 2).
 * `~mechlearn.backprop.softmax` — stable softmax, log-sum-exp and cross-entropy with derived backward (Day 3).
+* `~mechlearn.backprop.tensor` — ``Tensor``, recipes, ``unbroadcast``, topological sort, backprop (Days 4–5).
+* `~mechlearn.backprop.functional` — the operations and their backward functions (Day 6).
+* `~mechlearn.backprop.nn` — ``Module``, ``Parameter``, ``Linear``, ``MLP``, cross-entropy, ``SGD`` (Day 7).
 """
 
+from mechlearn.backprop import functional, nn
 from mechlearn.backprop.manual_mlp import ManualMLP, mse_loss, mse_loss_backward, train_regression
 from mechlearn.backprop.softmax import (
     cross_entropy,
@@ -15,6 +19,7 @@ from mechlearn.backprop.softmax import (
     softmax_backward,
     softmax_naive,
 )
+from mechlearn.backprop.tensor import Tensor, no_grad, topological_sort, unbroadcast
 from mechlearn.backprop.value import Value, topological_order
 
 __all__ = [
@@ -31,4 +36,10 @@ __all__ = [
     "softmax_backward",
     "cross_entropy",
     "cross_entropy_backward",
+    "Tensor",
+    "no_grad",
+    "topological_sort",
+    "unbroadcast",
+    "functional",
+    "nn",
 ]

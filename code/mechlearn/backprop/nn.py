@@ -1,0 +1,231 @@
+"""Modules, parameters, a loss and an optimiser on our own `Tensor` engine (ARENA 0.4, part 5).
+
+The same small interface as ``torch.nn``, so that weights move between the two by name:
+``Linear`` stores ``weight`` with shape ``(out_features, in_features)`` and ``bias`` with shape
+``(out_features,)``, and ``Module.state_dict()`` uses torch's dotted names (``layers.0.weight``).
+A ``Parameter`` is a leaf tensor that requires gradients; a ``Module`` finds its parameters by
+looking through its attributes, recursively, in the order they were assigned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from mechlearn.backprop import functional as F
+from mechlearn.backprop.tensor import Tensor, no_grad
+
+__all__ = ["Parameter", "Module", "Linear", "ReLU", "Sequential", "MLP", "cross_entropy", "SGD", "train_classifier", "accuracy"]
+
+
+class Parameter(Tensor):
+    """A leaf tensor that requires gradients and is registered by the `Module` that holds it."""
+
+    def __init__(self, tensor: Tensor | np.ndarray, requires_grad: bool = True) -> None:
+        super().__init__(tensor.array if isinstance(tensor, Tensor) else tensor, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class: assign `Parameter` and `Module` attributes in ``__init__``; define ``forward``."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_parameters", {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_modules" not in self.__dict__:
+            raise AttributeError(f"call super().__init__() in {type(self).__name__}.__init__ before assigning attributes")
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, m in self._modules.items():
+            yield from m.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{dotted name: array copy}``, with the same names torch gives the same architecture."""
+        return {name: p.array.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy arrays (or torch tensors) into the parameters; names and shapes must match exactly."""
+        own = dict(self.named_parameters())
+        if set(state) != set(own):
+            raise KeyError(f"state dict keys differ: missing {sorted(set(own) - set(state))}, unexpected {sorted(set(state) - set(own))}")
+        for name, value in state.items():
+            array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+            if array.shape != own[name].shape:
+                raise ValueError(f"{name}: expected shape {own[name].shape}, got {array.shape}")
+            own[name].array = array.astype(own[name].dtype, copy=True)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items())
+        return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Linear(Module):
+    """``y = x W^T + b`` with torch's layout and torch's default initialisation bounds.
+
+    Args:
+        in_features, out_features: sizes of the input and output.
+        bias: whether to add a bias.
+        rng: the generator for the initial weights (uniform in ``±1/sqrt(in_features)``).
+        dtype: the parameters' dtype (float64 for exact comparisons with torch).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, rng: np.random.Generator,
+                 dtype: Any = np.float64) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear needs positive sizes, got {in_features} → {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / np.sqrt(in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, size=(out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, size=(out_features,)).astype(dtype)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear expects inputs with last axis {self.in_features}, got shape {x.shape}")
+        out = x @ self.weight.T
+        return out + self.bias if self.bias is not None else out
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class Sequential(Module):
+    """Apply modules in order; their parameters are named ``0.weight``, ``1.weight``, ... as in torch."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+
+class MLP(Module):
+    """Linear → ReLU → ... → Linear, with parameters ``layers.0.weight``, ``layers.2.weight``, ...
+
+    Args:
+        sizes: widths from input to output, e.g. ``(64, 128, 128, 10)``.
+        rng: the generator for the initial weights.
+    """
+
+    def __init__(self, sizes: Iterable[int], *, rng: np.random.Generator, dtype: Any = np.float64) -> None:
+        super().__init__()
+        sizes = tuple(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"an MLP needs at least input and output sizes, got {sizes}")
+        layers: list[Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(a, b, rng=rng, dtype=dtype))
+            if i < len(sizes) - 2:
+                layers.append(ReLU())
+        self.sizes = sizes
+        self.layers = Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
+    """Mean cross-entropy of integer ``targets`` under ``logits`` of shape ``(batch, n_classes)``.
+
+    Built from differentiable pieces: the max is subtracted as a constant (it does not change
+    the result, only prevents overflow), so the engine's backward pass gives (softmax − onehot)/N.
+    """
+    t = np.asarray(targets.array if isinstance(targets, Tensor) else targets)
+    if logits.ndim != 2:
+        raise ValueError(f"logits should have shape (batch, n_classes), got {logits.shape}")
+    if not np.issubdtype(t.dtype, np.integer) or t.shape != (logits.shape[0],):
+        raise ValueError(f"targets should be {logits.shape[0]} integer class indices, got dtype {t.dtype} shape {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= logits.shape[1]):
+        raise ValueError(f"targets should be in [0, {logits.shape[1]}), got values from {t.min()} to {t.max()}")
+    shifted = logits - logits.array.max(axis=-1, keepdims=True)
+    log_probs = shifted - F.log(F.exp(shifted).sum(-1, keepdim=True))
+    return -log_probs[np.arange(len(t)), t].mean()
+
+
+class SGD:
+    """Plain stochastic gradient descent: ``p -= lr * p.grad`` (momentum and friends come on Day 10)."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("SGD got an empty parameter list")
+        if not lr > 0:
+            raise ValueError(f"lr should be positive, got {lr}")
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        with no_grad():
+            for p in self.params:
+                if p.grad is not None:
+                    p.array -= self.lr * p.grad.array
+
+
+def train_classifier(
+    model: Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> list[dict[str, int | float]]:
+    """Minibatch SGD on cross-entropy with our engine; returns one ``{"step", "epoch", "loss"}`` per step."""
+    from mechlearn.data import minibatch_indices
+
+    opt = SGD(model.parameters(), lr=lr)
+    history = []
+    step = 0
+    for epoch in range(epochs):
+        for idx in minibatch_indices(len(y), batch_size, rng):
+            loss = cross_entropy(model(Tensor(x[idx])), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append({"step": step, "epoch": epoch, "loss": loss.item()})
+            step += 1
+    return history
+
+
+def accuracy(model: Module, x: np.ndarray, y: np.ndarray) -> float:
+    """The share of examples whose largest logit is the true class (computed without recording)."""
+    with no_grad():
+        return float((model(Tensor(x)).array.argmax(-1) == y).mean())
