@@ -112,7 +112,7 @@ def test_train_classifier_is_deterministic_and_learns():
     def run():
         rng = np.random.default_rng(3)
         model = nn.MLP((64, 32, 10), rng=rng)
-        history = nn.train_classifier(model, x_train, y_train, lr=0.5, epochs=5, batch_size=32, rng=rng)
+        history = nn.train_classifier(model, x_train, y_train, lr=0.1, epochs=10, batch_size=32, rng=rng)
         return history, nn.accuracy(model, x_test, y_test)
 
     (h1, a1), (h2, a2) = run(), run()
