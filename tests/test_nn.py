@@ -50,6 +50,15 @@ def test_linear_and_mlp_outputs_match_torch_with_copied_weights():
     assert set(ours.state_dict()) == set(ref.state_dict()), "parameter names should match torch's"
 
 
+def test_to_torch_gives_the_same_function_and_names():
+    rng = np.random.default_rng(4)
+    ours = nn.MLP((6, 5, 4, 3), rng=rng)
+    converted, independent = ours.to_torch(), torch_mlp(ours)
+    x = torch.tensor(rng.normal(size=(2, 6)))
+    assert set(converted.state_dict()) == set(independent.state_dict())
+    assert_close(converted(x).detach(), independent(x).detach(), FLOAT64, name="to_torch() forward")
+
+
 def test_state_dict_round_trips_both_ways():
     rng = np.random.default_rng(1)
     ours = nn.MLP((3, 4, 2), rng=rng)

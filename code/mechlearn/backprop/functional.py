@@ -21,6 +21,7 @@ from mechlearn.backprop.tensor import BACK_FUNCS, Tensor, unbroadcast, wrap_forw
 __all__ = [
     "log", "exp", "negative", "add", "subtract", "multiply", "true_divide", "power", "maximum", "relu",
     "matmul", "reshape", "permute", "expand", "sum", "getitem", "argmax", "eq", "tensor", "zeros", "ones",
+    "matmul_back", "sum_back", "getitem_back", "maximum_back",
 ]
 
 
@@ -84,18 +85,20 @@ BACK_FUNCS.add_back_func(np.power, 0, lambda g, out, x, k: _other(g * k * np.pow
 BACK_FUNCS.add_back_func(np.power, 1, lambda g, out, x, k: _other(g * out * np.log(x), k))  # d(x^k)/dk = x^k log x
 
 
-def _maximum_back(g: np.ndarray, out: np.ndarray, x: Any, y: Any, *, first: bool) -> np.ndarray:
+def maximum_back(g: np.ndarray, out: np.ndarray, x: Any, y: Any, *, first: bool) -> np.ndarray:
+    """Gradient of ``maximum(x, y)``: to whichever argument is larger, split evenly at ties (as torch)."""
     # At ties torch splits the gradient evenly between the two arguments.
     share = np.where(np.asarray(x) == np.asarray(y), 0.5, (np.asarray(x) > np.asarray(y)) if first else (np.asarray(y) > np.asarray(x)))
     return _other(g * share, x if first else y)
 
 
 maximum = wrap_forward_fn(np.maximum)
-BACK_FUNCS.add_back_func(np.maximum, 0, lambda g, out, x, y: _maximum_back(g, out, x, y, first=True))
-BACK_FUNCS.add_back_func(np.maximum, 1, lambda g, out, x, y: _maximum_back(g, out, x, y, first=False))
+BACK_FUNCS.add_back_func(np.maximum, 0, lambda g, out, x, y: maximum_back(g, out, x, y, first=True))
+BACK_FUNCS.add_back_func(np.maximum, 1, lambda g, out, x, y: maximum_back(g, out, x, y, first=False))
 
 
-def _matmul_back(g: np.ndarray, x: np.ndarray, y: np.ndarray, *, first: bool) -> np.ndarray:
+def matmul_back(g: np.ndarray, x: np.ndarray, y: np.ndarray, *, first: bool) -> np.ndarray:
+    """Gradient of ``x @ y`` with respect to ``x`` (``first``) or ``y``: ``G Y^T`` and ``X^T G``, unbroadcast."""
     # 1-D operands are promoted to matrices by matmul and the new axis removed afterwards;
     # promote them here too, so one pair of formulas (dX = G Y^T, dY = X^T G) covers every case.
     if x.ndim == 1 and y.ndim == 1:  # a dot product: d(x·y)/dx = y
@@ -115,8 +118,8 @@ def _matmul_back(g: np.ndarray, x: np.ndarray, y: np.ndarray, *, first: bool) ->
 
 
 matmul = wrap_forward_fn(np.matmul)
-BACK_FUNCS.add_back_func(np.matmul, 0, lambda g, out, x, y: _matmul_back(g, x, y, first=True))
-BACK_FUNCS.add_back_func(np.matmul, 1, lambda g, out, x, y: _matmul_back(g, x, y, first=False))
+BACK_FUNCS.add_back_func(np.matmul, 0, lambda g, out, x, y: matmul_back(g, x, y, first=True))
+BACK_FUNCS.add_back_func(np.matmul, 1, lambda g, out, x, y: matmul_back(g, x, y, first=False))
 
 
 # --- shape operations -----------------------------------------------------------------------------
@@ -143,7 +146,8 @@ def _sum(x: np.ndarray, dim: int | tuple[int, ...] | None = None, keepdim: bool 
     return np.asarray(np.sum(x, axis=dim, keepdims=keepdim))
 
 
-def _sum_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, dim: Any = None, keepdim: bool = False) -> np.ndarray:
+def sum_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, dim: Any = None, keepdim: bool = False) -> np.ndarray:
+    """Gradient of ``x.sum(dim, keepdim)``: the output's gradient copied back along the summed axes."""
     # Every summed entry moved the output one-for-one: copy the gradient back along the summed axes.
     if not keepdim and dim is not None:
         axes = (dim,) if isinstance(dim, int) else dim
@@ -152,14 +156,15 @@ def _sum_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, dim: Any = None, ke
 
 
 sum = wrap_forward_fn(_sum)  # noqa: A001 - the name torch uses
-BACK_FUNCS.add_back_func(_sum, 0, _sum_back)
+BACK_FUNCS.add_back_func(_sum, 0, sum_back)
 
 
 def _getitem(x: np.ndarray, index: Any) -> np.ndarray:
     return np.asarray(x[index])
 
 
-def _getitem_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, index: Any) -> np.ndarray:
+def getitem_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, index: Any) -> np.ndarray:
+    """Gradient of ``x[index]``: zeros, with the output's gradient added into the selected positions."""
     # Scatter-add: an entry selected twice (x[[0, 0]]) receives both gradients.
     grad = np.zeros_like(x, dtype=np.result_type(g, np.float32))
     np.add.at(grad, index, g)
@@ -167,7 +172,7 @@ def _getitem_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, index: Any) -> 
 
 
 getitem = wrap_forward_fn(_getitem)
-BACK_FUNCS.add_back_func(_getitem, 0, _getitem_back)
+BACK_FUNCS.add_back_func(_getitem, 0, getitem_back)
 
 
 # --- non-differentiable ----------------------------------------------------------------------------

@@ -157,6 +157,21 @@ class MLP(Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
 
+    def to_torch(self) -> Any:
+        """The same network as a ``torch.nn.Module`` (float64), with the same parameter names and a copy of the weights."""
+        import torch
+
+        layers: list[Any] = []
+        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            layers.append(torch.nn.Linear(a, b, dtype=torch.float64))
+            if i < len(self.sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Module()
+        model.layers = torch.nn.Sequential(*layers)
+        model.forward = model.layers.forward  # type: ignore[method-assign]
+        model.load_state_dict({k: torch.tensor(v) for k, v in self.state_dict().items()})
+        return model
+
 
 def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """Mean cross-entropy of integer ``targets`` under ``logits`` of shape ``(batch, n_classes)``.

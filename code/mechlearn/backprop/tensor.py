@@ -37,6 +37,7 @@ __all__ = [
     "is_grad_enabled",
     "unbroadcast",
     "topological_sort",
+    "backprop",
     "wrap_forward_fn",
 ]
 
