@@ -6,9 +6,10 @@
 * `~mechlearn.backprop.tensor` — ``Tensor``, recipes, ``unbroadcast``, topological sort, backprop (Days 4–5).
 * `~mechlearn.backprop.functional` — the operations and their backward functions (Day 6).
 * `~mechlearn.backprop.nn` — ``Module``, ``Parameter``, ``Linear``, ``MLP``, cross-entropy, ``SGD`` (Day 7).
+* `~mechlearn.backprop.init` — Xavier and Kaiming initialisation, per-layer gradient statistics (Day 8).
 """
 
-from mechlearn.backprop import functional, nn
+from mechlearn.backprop import functional, init, nn
 from mechlearn.backprop.manual_mlp import ManualMLP, mse_loss, mse_loss_backward, train_regression
 from mechlearn.backprop.softmax import (
     cross_entropy,
@@ -41,5 +42,6 @@ __all__ = [
     "topological_sort",
     "unbroadcast",
     "functional",
+    "init",
     "nn",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 from mechlearn.backprop.tensor import BACK_FUNCS, Tensor, unbroadcast, wrap_forward_fn
 
 __all__ = [
-    "log", "exp", "negative", "add", "subtract", "multiply", "true_divide", "power", "maximum", "relu",
+    "log", "exp", "tanh", "negative", "add", "subtract", "multiply", "true_divide", "power", "maximum", "relu",
     "matmul", "reshape", "permute", "expand", "sum", "getitem", "argmax", "eq", "tensor", "zeros", "ones",
     "matmul_back", "sum_back", "getitem_back", "maximum_back",
 ]
@@ -49,6 +49,9 @@ BACK_FUNCS.add_back_func(np.log, 0, lambda g, out, x: g / x)  # d log x = dx / x
 
 exp = wrap_forward_fn(np.exp)
 BACK_FUNCS.add_back_func(np.exp, 0, lambda g, out, x: g * out)  # d e^x = e^x dx
+
+tanh = wrap_forward_fn(np.tanh)
+BACK_FUNCS.add_back_func(np.tanh, 0, lambda g, out, x: g * (1.0 - out * out))  # d tanh x = (1 - tanh^2 x) dx
 
 negative = wrap_forward_fn(np.negative)
 BACK_FUNCS.add_back_func(np.negative, 0, lambda g, out, x: -g)
@@ -232,6 +235,7 @@ Tensor.__hash__ = object.__hash__  # type: ignore[assignment]
 Tensor.log = lambda self: log(self)
 Tensor.exp = lambda self: exp(self)
 Tensor.relu = lambda self: relu(self)
+Tensor.tanh = lambda self: tanh(self)
 Tensor.sum = lambda self, dim=None, keepdim=False: sum(self, dim, keepdim)
 Tensor.mean = _mean
 Tensor.maximum = lambda self, other: maximum(self, other)

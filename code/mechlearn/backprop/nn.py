@@ -17,7 +17,7 @@ import numpy as np
 from mechlearn.backprop import functional as F
 from mechlearn.backprop.tensor import Tensor, no_grad
 
-__all__ = ["Parameter", "Module", "Linear", "ReLU", "Sequential", "MLP", "cross_entropy", "SGD", "train_classifier", "accuracy"]
+__all__ = ["Parameter", "Module", "Linear", "ReLU", "Tanh", "Sequential", "MLP", "cross_entropy", "SGD", "train_classifier", "accuracy"]
 
 
 class Parameter(Tensor):
@@ -119,6 +119,11 @@ class ReLU(Module):
         return F.relu(x)
 
 
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
 class Sequential(Module):
     """Apply modules in order; their parameters are named ``0.weight``, ``1.weight``, ... as in torch."""
 
@@ -133,25 +138,34 @@ class Sequential(Module):
         return x
 
 
+_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
+
+
 class MLP(Module):
-    """Linear → ReLU → ... → Linear, with parameters ``layers.0.weight``, ``layers.2.weight``, ...
+    """Linear → activation → ... → Linear, with parameters ``layers.0.weight``, ``layers.2.weight``, ...
 
     Args:
         sizes: widths from input to output, e.g. ``(64, 128, 128, 10)``.
         rng: the generator for the initial weights.
+        dtype: the parameters' dtype.
+        activation: ``"relu"`` or ``"tanh"``.
     """
 
-    def __init__(self, sizes: Iterable[int], *, rng: np.random.Generator, dtype: Any = np.float64) -> None:
+    def __init__(self, sizes: Iterable[int], *, rng: np.random.Generator, dtype: Any = np.float64,
+                 activation: str = "relu") -> None:
         super().__init__()
         sizes = tuple(sizes)
         if len(sizes) < 2:
             raise ValueError(f"an MLP needs at least input and output sizes, got {sizes}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation should be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         layers: list[Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(Linear(a, b, rng=rng, dtype=dtype))
             if i < len(sizes) - 2:
-                layers.append(ReLU())
+                layers.append(_ACTIVATIONS[activation]())
         self.sizes = sizes
+        self.activation = activation
         self.layers = Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -165,7 +179,7 @@ class MLP(Module):
         for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
             layers.append(torch.nn.Linear(a, b, dtype=torch.float64))
             if i < len(self.sizes) - 2:
-                layers.append(torch.nn.ReLU())
+                layers.append(torch.nn.ReLU() if self.activation == "relu" else torch.nn.Tanh())
         model = torch.nn.Module()
         model.layers = torch.nn.Sequential(*layers)
         model.forward = model.layers.forward  # type: ignore[method-assign]
