@@ -16,30 +16,42 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
-TIMINGS = REPORTS / ".page-times"
+_TIMINGS_VAR = "MECHLEARN_PAGE_TIMINGS"
+
+
+def _timings_dir() -> Path:
+    """This test run's folder of page timings: set by the controller, inherited by xdist workers,
+    so two pytest runs at once (say, one in the editor and `make test`) never mix their records."""
+    return Path(os.environ[_TIMINGS_VAR])
 
 
 def pytest_configure(config):
+    import shutil
+
     import torch
 
     torch.set_num_threads(1)
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
-        TIMINGS.mkdir(parents=True, exist_ok=True)
-        for old in TIMINGS.glob("*.json"):
-            old.unlink()
+        folder = REPORTS / ".page-times" / str(os.getpid())
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ[_TIMINGS_VAR] = str(folder)
 
 
 def record_page_time(page: str, seconds: float, n_cells: int, status: str, run: int) -> None:
     """Called by the page tests; one small file per page run, so parallel workers never clash."""
-    TIMINGS.mkdir(parents=True, exist_ok=True)
     name = page.replace("/", "__") + f".run{run}.json"
-    (TIMINGS / name).write_text(json.dumps({"page": page, "seconds": seconds, "cells": n_cells, "status": status, "run": run}))
+    (_timings_dir() / name).write_text(json.dumps({"page": page, "seconds": seconds, "cells": n_cells, "status": status, "run": run}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if hasattr(config, "workerinput"):
         return
-    records = [json.loads(p.read_text()) for p in sorted(TIMINGS.glob("*.json"))] if TIMINGS.exists() else []
+    import shutil
+
+    folder = _timings_dir()
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    shutil.rmtree(folder, ignore_errors=True)
     if not records:
         return
     first = sorted((r for r in records if r["run"] == 1), key=lambda r: -r["seconds"])

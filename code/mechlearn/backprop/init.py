@@ -79,7 +79,7 @@ def _linears(model: Module) -> list[Linear]:
     return found
 
 
-def layer_statistics(model: Module, x: np.ndarray, y: np.ndarray) -> list[dict[str, float]]:
+def layer_statistics(model: Module, x: np.ndarray, y: np.ndarray) -> list[dict[str, int | float]]:
     """For each ``Linear`` layer of a sequential ``model.layers``: the std of its output, and the
     norm of the cross-entropy gradient with respect to its weight (one forward and backward pass).
 
