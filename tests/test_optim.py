@@ -130,3 +130,19 @@ def test_trajectory_with_our_sgd_equals_torch_sgd_on_rosenbrock():
 def test_bad_input_raises_a_clear_error(make, error, words):
     with pytest.raises(error, match=words):
         unchecked(make)()
+
+
+def test_training_helpers_are_deterministic_and_use_torch_default_init_bounds():
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(200, noise=0.2, random_state=0)
+    m = optim.mlp((2, 16, 2), seed=3)
+    bound = 1 / np.sqrt(2)
+    assert m[0].weight.abs().max() <= bound and m[0].weight.abs().max() > 0.8 * bound
+    runs = []
+    for _ in range(2):
+        m = optim.mlp((2, 16, 2), seed=3)
+        h = optim.train_classifier(m, optim.Adam(m.parameters(), lr=0.01), x, y, epochs=5, batch_size=32, seed=4)
+        runs.append((h, optim.accuracy(m, x, y)))
+    assert runs[0] == runs[1]
+    assert runs[0][0][-1]["loss"] < runs[0][0][0]["loss"] and runs[0][1] > 0.8

@@ -10,6 +10,7 @@ from mechlearn.optim.base import Optimizer
 from mechlearn.optim.landscapes import rosenbrock, trajectory
 from mechlearn.optim.schedules import CosineAnnealingLR, LambdaLR, LinearLR, LRScheduler, StepLR, warmup_cosine
 from mechlearn.optim.sgd import SGD
+from mechlearn.optim.training import accuracy, mlp, train_classifier
 
 __all__ = [
     "Optimizer",
@@ -25,4 +26,7 @@ __all__ = [
     "warmup_cosine",
     "rosenbrock",
     "trajectory",
+    "mlp",
+    "train_classifier",
+    "accuracy",
 ]
