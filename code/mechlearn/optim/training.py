@@ -33,7 +33,7 @@ def mlp(sizes: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float64) -
 
 
 def train_classifier(model: torch.nn.Module, optimizer: Any, x: np.ndarray, y: np.ndarray, *, epochs: int,
-                     batch_size: int, seed: int, scheduler: Any = None) -> list[dict[str, float]]:
+                     batch_size: int, seed: int, scheduler: Any = None) -> list[dict[str, int | float]]:
     """Minibatch training on cross-entropy; ``scheduler.step()`` after every optimiser step.
 
     Returns:
