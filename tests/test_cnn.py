@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -29,8 +29,7 @@ def float64():
 @given(b=st.integers(1, 2), c=st.integers(1, 3), o=st.integers(1, 3), w=st.integers(1, 12), k=st.integers(1, 4),
        stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2), seed=st.integers(0, 1000))
 def test_conv1d_matches_torch(b, c, o, w, k, stride, padding, dilation, seed):
-    if w + 2 * padding < dilation * (k - 1) + 1:
-        return  # the kernel does not fit; covered by the error test
+    assume(w + 2 * padding >= dilation * (k - 1) + 1)  # a kernel that does not fit is the error test's case
     gen = torch.Generator().manual_seed(seed)
     x, weight = torch.randn(b, c, w, generator=gen, dtype=torch.float64), torch.randn(o, c, k, generator=gen, dtype=torch.float64)
     ref = torch.nn.functional.conv1d(x, weight, stride=stride, padding=padding, dilation=dilation)
@@ -42,6 +41,7 @@ def test_conv1d_matches_torch(b, c, o, w, k, stride, padding, dilation, seed):
        stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
        dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), seed=st.integers(0, 1000))
 def test_conv2d_forward_and_gradients_match_torch(c, o, h, w, kh, kw, stride, padding, dilation, seed):
+    assume(h + 2 * padding[0] >= dilation[0] * (kh - 1) + 1 and w + 2 * padding[1] >= dilation[1] * (kw - 1) + 1)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(2, c, h, w, generator=gen, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(o, c, kh, kw, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -61,6 +61,11 @@ def test_maxpool2d_matches_torch(kernel, stride, padding):
     x = torch.randn(2, 3, 7, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     ref = torch.nn.functional.max_pool2d(x, kernel, stride, padding)
     assert_close(F.maxpool2d(x, kernel, stride, padding), ref, FLOAT64)
+
+
+def test_dtype_mismatch_is_named():
+    with pytest.raises(TypeError, match="float64 but the weight is torch.float32"):
+        unchecked(F.conv2d)(torch.zeros(1, 1, 3, 3, dtype=torch.float64), torch.zeros(1, 1, 3, 3, dtype=torch.float32))
 
 
 def test_padding_matches_torch():

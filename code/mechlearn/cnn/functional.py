@@ -20,6 +20,8 @@ Reference: ARENA chapter 0.2, *CNNs & ResNets* (``as_strided``, ``conv1d``, ``co
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -28,10 +30,17 @@ __all__ = ["pad1d", "pad2d", "conv1d", "conv2d", "maxpool2d", "output_size"]
 
 
 def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (v, v) if isinstance(v, int) else tuple(v)
-    if len(pair) != 2 or any((not isinstance(p, int)) or p < 0 for p in pair):
+    pair = (v, v) if isinstance(v, numbers.Integral) else tuple(v)
+    if len(pair) != 2 or any(isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 0 for p in pair):
         raise ValueError(f"{name} should be a non-negative int or a pair of them, got {v!r}")
-    return pair  # type: ignore[return-value]
+    return int(pair[0]), int(pair[1])
+
+
+def _check_pair(x: Tensor, weight: Tensor) -> None:
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"input is {x.dtype} but the weight is {weight.dtype}: convert one (e.g. weight.to(x.dtype))")
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -63,8 +72,7 @@ def pad2d(x: Float[Tensor, "batch channels height width"], left: int, right: int
 def conv1d(x: Float[Tensor, "batch in_channels width"], weight: Float[Tensor, "out_channels in_channels kernel"],
            stride: int = 1, padding: int = 0, dilation: int = 1) -> Float[Tensor, "batch out_channels out_width"]:
     """1-D convolution (cross-correlation, as in torch), through an ``as_strided`` view of the windows."""
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"input has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
+    _check_pair(x, weight)
     if stride < 1 or dilation < 1:
         raise ValueError(f"stride and dilation should be at least 1, got {stride} and {dilation}")
     x = pad1d(x, padding, padding)
@@ -81,8 +89,7 @@ def conv2d(x: Float[Tensor, "batch in_channels height width"],
            stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
            dilation: int | tuple[int, int] = 1) -> Float[Tensor, "batch out_channels out_h out_w"]:
     """2-D convolution (cross-correlation, as in torch), through an ``as_strided`` view of the windows."""
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"input has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
+    _check_pair(x, weight)
     (sh_, sw_), (ph, pw), (dh, dw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     if min(sh_, sw_, dh, dw) < 1:
         raise ValueError(f"stride and dilation should be at least 1, got {stride} and {dilation}")

@@ -27,24 +27,37 @@ __all__ = ["ResidualBlock", "BlockGroup", "ResNet"]
 
 
 class ResidualBlock(nn.Module):
-    """``relu(shortcut(x) + bn2(conv2(relu(bn1(conv1(x))))))``, 3×3 convolutions (torchvision's ``BasicBlock``)."""
+    """``relu(shortcut(x) + bn2(conv2(relu(bn1(conv1(x))))))``, 3×3 convolutions (torchvision's ``BasicBlock``).
 
-    def __init__(self, in_feats: int, out_feats: int, first_stride: int = 1, generator: torch.Generator | None = None) -> None:
+    Args:
+        in_feats, out_feats: channels in and out.
+        first_stride: the stride of the first convolution (and of the shortcut).
+        generator: for the initial weights.
+        batchnorm: False replaces every BatchNorm by the identity, to study residual connections alone.
+        residual: False drops the shortcut, giving the "plain" block of the same depth.
+    """
+
+    def __init__(self, in_feats: int, out_feats: int, first_stride: int = 1, generator: torch.Generator | None = None,
+                 batchnorm: bool = True, residual: bool = True) -> None:
         super().__init__()
+        norm = BatchNorm2d if batchnorm else (lambda _: nn.Identity())
+        self.residual = residual
         self.conv1 = Conv2d(in_feats, out_feats, 3, stride=first_stride, padding=1, generator=generator)
-        self.bn1 = BatchNorm2d(out_feats)
+        self.bn1 = norm(out_feats)
         self.relu = ReLU()
         self.conv2 = Conv2d(out_feats, out_feats, 3, stride=1, padding=1, generator=generator)
-        self.bn2 = BatchNorm2d(out_feats)
-        if first_stride != 1 or in_feats != out_feats:
+        self.bn2 = norm(out_feats)
+        if residual and (first_stride != 1 or in_feats != out_feats):
             self.downsample: nn.Module | None = nn.Sequential(
-                Conv2d(in_feats, out_feats, 1, stride=first_stride, generator=generator), BatchNorm2d(out_feats)
+                Conv2d(in_feats, out_feats, 1, stride=first_stride, generator=generator), norm(out_feats)
             )
         else:
             self.downsample = None
 
     def forward(self, x: Float[Tensor, "batch in_feats h w"]) -> Float[Tensor, "batch out_feats oh ow"]:
         left = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if not self.residual:
+            return self.relu(left)
         right = self.downsample(x) if self.downsample is not None else x
         return self.relu(left + right)
 
