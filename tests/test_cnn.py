@@ -185,3 +185,40 @@ def test_resnet34_has_torchvisions_parameter_count():
 def test_bad_input_raises_a_clear_error(make, words):
     with pytest.raises(ValueError, match=words):
         make()
+
+
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(1, 3), o=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6), k=st.integers(1, 4),
+       stride=st.integers(1, 3), padding=st.integers(0, 3), seed=st.integers(0, 1000))
+def test_conv_transpose2d_forward_and_gradients_match_torch(c, o, h, w, k, stride, padding, seed):
+    assume(padding <= k - 1 and (h - 1) * stride - 2 * padding + k >= 1 and (w - 1) * stride - 2 * padding + k >= 1)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, c, h, w, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(c, o, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    xr, wr = x.detach().clone().requires_grad_(), weight.detach().clone().requires_grad_()
+    ours = F.conv_transpose2d(x, weight, stride, padding)
+    ref = torch.nn.functional.conv_transpose2d(xr, wr, stride=stride, padding=padding)
+    assert_close(ours, ref, FLOAT64, name="conv_transpose2d forward")
+    g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    ours.backward(g)
+    ref.backward(g)
+    assert_close(x.grad, xr.grad, FLOAT64, name="d/dx")
+    assert_close(weight.grad, wr.grad, FLOAT64, name="d/dweight")
+
+
+def test_conv_transpose_is_the_gradient_of_conv():
+    """conv_transpose2d(g, w) is the vector-Jacobian product of conv2d(·, w): the definition of 'transposed'."""
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(1, 2, 7, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, generator=gen, dtype=torch.float64)
+    out = F.conv2d(x, w, stride=2, padding=1)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    out.backward(g)
+    assert_close(F.conv_transpose2d(g, w, stride=2, padding=1), x.grad, FLOAT64)
+
+
+def test_conv_transpose_bad_input():
+    with pytest.raises(ValueError, match="padding should be between"):
+        unchecked(F.conv_transpose2d)(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 2, 2), padding=2)
+    with pytest.raises(ValueError, match=r"weight is \(in, out"):
+        unchecked(F.conv_transpose2d)(torch.zeros(1, 2, 3, 3), torch.zeros(1, 1, 2, 2))

@@ -26,7 +26,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["pad1d", "pad2d", "conv1d", "conv2d", "maxpool2d", "output_size"]
+__all__ = ["pad1d", "pad2d", "conv1d", "conv2d", "maxpool2d", "output_size", "fractional_stride_2d", "conv_transpose2d"]
 
 
 def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -118,3 +118,35 @@ def maxpool2d(x: Float[Tensor, "batch channels height width"], kernel_size: int 
     sb, sc, sh, sw = x.stride()
     windows = x.as_strided((b, c, h_out, w_out, kh, kw), (sb, sc, sh * sh_, sw * sw_, sh, sw))
     return windows.amax(dim=(-2, -1))
+
+
+def fractional_stride_2d(x: Float[Tensor, "batch channels height width"], stride: int) -> Float[Tensor, "batch channels h2 w2"]:
+    """Insert ``stride − 1`` zeros between neighbouring pixels (a "fractionally strided" input)."""
+    if stride < 1:
+        raise ValueError(f"stride should be at least 1, got {stride}")
+    b, c, h, w = x.shape
+    out = x.new_zeros((b, c, (h - 1) * stride + 1, (w - 1) * stride + 1))
+    out[..., ::stride, ::stride] = x
+    return out
+
+
+def conv_transpose2d(x: Float[Tensor, "batch in_channels height width"],
+                     weight: Float[Tensor, "in_channels out_channels kernel_h kernel_w"],
+                     stride: int = 1, padding: int = 0) -> Float[Tensor, "batch out_channels out_h out_w"]:
+    """Transposed convolution (the gradient of `conv2d` with respect to its input), as ``F.conv_transpose2d``.
+
+    Equivalent to: spread the input out with ``stride − 1`` zeros between pixels, pad it by
+    ``k − 1 − padding`` on each side, and convolve with the kernel flipped in both spatial axes and
+    with its channel axes swapped. Output size: ``(size − 1)·stride − 2·padding + k``.
+    """
+    if x.shape[1] != weight.shape[0]:
+        raise ValueError(f"input has {x.shape[1]} channels but the weight expects {weight.shape[0]} (weight is (in, out, kH, kW))")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"input is {x.dtype} but the weight is {weight.dtype}: convert one (e.g. weight.to(x.dtype))")
+    kh, kw = weight.shape[-2:]
+    if not 0 <= padding <= min(kh, kw) - 1:
+        raise ValueError(f"padding should be between 0 and kernel size − 1 = {min(kh, kw) - 1}, got {padding}")
+    spread = fractional_stride_2d(x, stride)
+    padded = pad2d(spread, kw - 1 - padding, kw - 1 - padding, kh - 1 - padding, kh - 1 - padding)
+    flipped = weight.flip(-1, -2).transpose(0, 1)
+    return conv2d(padded, flipped)

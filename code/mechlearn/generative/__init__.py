@@ -1,0 +1,8 @@
+"""Part I, generative models: autoencoders and VAEs (Day 19), GANs (Day 21) (ARENA 0.5).
+
+Importing it imports torch.
+"""
+
+from mechlearn.generative.vae import VAE, Autoencoder, kl_to_standard_normal, reparameterise, train_autoencoder, vae_loss
+
+__all__ = ["Autoencoder", "VAE", "reparameterise", "kl_to_standard_normal", "vae_loss", "train_autoencoder"]
