@@ -3,6 +3,7 @@
 Importing it imports torch.
 """
 
+from mechlearn.generative import gan
 from mechlearn.generative.vae import VAE, Autoencoder, kl_to_standard_normal, reparameterise, train_autoencoder, vae_loss
 
-__all__ = ["Autoencoder", "VAE", "reparameterise", "kl_to_standard_normal", "vae_loss", "train_autoencoder"]
+__all__ = ["gan", "Autoencoder", "VAE", "reparameterise", "kl_to_standard_normal", "vae_loss", "train_autoencoder"]
