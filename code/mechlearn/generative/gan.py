@@ -25,6 +25,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from mechlearn.generative.common import mlp
+
 __all__ = ["ring_modes", "sample_ring", "Generator", "Discriminator", "train_gan", "mode_coverage"]
 
 
@@ -42,20 +44,11 @@ def sample_ring(n: int, rng: np.random.Generator, n_modes: int = 8, radius: floa
     return centres[rng.integers(0, n_modes, size=n)] + std * rng.normal(size=(n, 2))
 
 
-def _mlp(sizes: tuple[int, ...]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
 class Generator(nn.Module):
     def __init__(self, latent_dim: int = 4, hidden: int = 128) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = _mlp((latent_dim, hidden, hidden, 2))
+        self.net = mlp((latent_dim, hidden, hidden, 2))
 
     def forward(self, z: Float[Tensor, "batch latent"]) -> Float[Tensor, "batch 2"]:
         return self.net(z)
@@ -69,7 +62,7 @@ class Discriminator(nn.Module):
         if pack < 1:
             raise ValueError(f"pack should be at least 1, got {pack}")
         self.pack = pack
-        self.net = _mlp((2 * pack, hidden, hidden, 1))
+        self.net = mlp((2 * pack, hidden, hidden, 1))
 
     def forward(self, x: Float[Tensor, "batch 2"]) -> Float[Tensor, " groups"]:
         if x.shape[0] % self.pack:

@@ -26,17 +26,9 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from mechlearn.data import minibatch_indices
+from mechlearn.generative.common import mlp
 
 __all__ = ["Autoencoder", "VAE", "reparameterise", "kl_to_standard_normal", "vae_loss", "train_autoencoder"]
-
-
-def _mlp(sizes: tuple[int, ...]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class Autoencoder(nn.Module):
@@ -45,8 +37,8 @@ class Autoencoder(nn.Module):
     def __init__(self, n_pixels: int = 64, hidden: int = 128, latent_dim: int = 2) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = _mlp((n_pixels, hidden, latent_dim))
-        self.decoder = nn.Sequential(_mlp((latent_dim, hidden, n_pixels)), nn.Sigmoid())
+        self.encoder = mlp((n_pixels, hidden, latent_dim))
+        self.decoder = nn.Sequential(mlp((latent_dim, hidden, n_pixels)), nn.Sigmoid())
 
     def forward(self, x: Float[Tensor, "batch pixels"]) -> tuple[Tensor, ...]:
         z = self.encoder(x)
@@ -59,8 +51,8 @@ class VAE(nn.Module):
     def __init__(self, n_pixels: int = 64, hidden: int = 128, latent_dim: int = 2) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = _mlp((n_pixels, hidden, 2 * latent_dim))
-        self.decoder = nn.Sequential(_mlp((latent_dim, hidden, n_pixels)), nn.Sigmoid())
+        self.encoder = mlp((n_pixels, hidden, 2 * latent_dim))
+        self.decoder = nn.Sequential(mlp((latent_dim, hidden, n_pixels)), nn.Sigmoid())
 
     def encode(self, x: Float[Tensor, "batch pixels"]) -> tuple[Tensor, Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
