@@ -1,0 +1,42 @@
+"""Part II, transformers: a GPT-2-style model from scratch that matches TransformerLens (ARENA 1.1, 1.2).
+
+    config      GPTConfig, with the closed-form parameter count
+    tokenizer   character and byte-pair tokenisers trained on CPython's ``pydoc_data`` text
+    attention   causal multi-head self-attention
+    model       embeddings, LayerNorm, MLP, blocks, the GPT
+    hooks       HookPoint, run-with-cache, run-with-hooks
+    kv_cache    the key-value cache for generation
+    sampling    greedy, temperature, top-k, top-p, frequency penalty, beam search
+    train       the training loop and the character-level recipe with its committed checkpoint
+    interop     weights to and from a TransformerLens model built offline
+    lens        the logit lens
+    scaling     a tiny scaling experiment
+
+Importing it imports torch (TransformerLens only when `interop` is used).
+"""
+
+from mechlearn.gpt.config import ACT_FNS, GPTConfig
+from mechlearn.gpt.hooks import ActivationCache, HookedRootModule, HookPoint
+from mechlearn.gpt.kv_cache import KVCache
+from mechlearn.gpt.attention import Attention
+from mechlearn.gpt.model import GPT, MLP, Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed, gelu_new
+from mechlearn.gpt.tokenizer import BPETokenizer, CharTokenizer, bytes_per_token, pretokenize, pydoc_text, train_val_split
+from mechlearn.gpt.sampling import Beam, beam_search, generate, sample_next, sampling_probs, sequence_logprob
+from mechlearn.gpt.train import (
+    CHAR_LM_CONFIG, CHAR_LM_TRAIN, TrainConfig, char_lm_data, estimate_loss, get_batch, load_char_lm,
+    next_token_loss, train, train_char_lm,
+)
+from mechlearn.gpt.interop import from_transformer_lens, to_transformer_lens, to_transformer_lens_config
+from mechlearn.gpt.lens import lens_scores, logit_lens, residual_stack
+from mechlearn.gpt.scaling import fit_power_law, scaling_sweep
+
+__all__ = [
+    "ACT_FNS", "GPTConfig", "ActivationCache", "HookedRootModule", "HookPoint", "KVCache", "Attention",
+    "GPT", "MLP", "Embed", "LayerNorm", "PosEmbed", "TransformerBlock", "Unembed", "gelu_new",
+    "BPETokenizer", "CharTokenizer", "bytes_per_token", "pretokenize", "pydoc_text", "train_val_split",
+    "Beam", "beam_search", "generate", "sample_next", "sampling_probs", "sequence_logprob",
+    "CHAR_LM_CONFIG", "CHAR_LM_TRAIN", "TrainConfig", "char_lm_data", "estimate_loss", "get_batch",
+    "load_char_lm", "next_token_loss", "train", "train_char_lm",
+    "from_transformer_lens", "to_transformer_lens", "to_transformer_lens_config",
+    "lens_scores", "logit_lens", "residual_stack", "fit_power_law", "scaling_sweep",
+]

@@ -1,0 +1,91 @@
+"""Causal multi-head self-attention from scratch, with TransformerLens's weight shapes.
+
+Each head ``h`` reads the residual stream ``x`` through its own query, key and value maps,
+
+    q = x W_Q[h] + b_Q[h],   k = x W_K[h] + b_K[h],   v = x W_V[h] + b_V[h]
+
+scores every earlier position with ``q·k / sqrt(d_head)``, turns the scores into a
+probability pattern with a softmax in which future positions are masked out (they get
+exactly zero weight), averages the values with that pattern into ``z``, and writes back
+into the residual stream through ``W_O[h]``. Keeping the weights per head,
+``W_Q: (n_heads, d_model, d_head)`` and ``W_O: (n_heads, d_head, d_model)``, is
+TransformerLens's convention: it makes a head's QK circuit ``W_Q[h] W_K[h]^T`` and OV
+circuit ``W_V[h] W_O[h]`` one matrix product away, which Part IV relies on.
+
+Divide by ``sqrt(d_head)`` because a dot product of ``d_head`` unit-variance terms has
+variance ``d_head``: without the scale, a wider head would produce a sharper softmax.
+
+Follows ARENA 1.1 ("Transformer from scratch", attention) and Vaswani et al. (2017).
+"""
+
+from __future__ import annotations
+
+import math
+
+import einops
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from mechlearn.gpt.config import GPTConfig
+from mechlearn.gpt.hooks import HookPoint
+
+__all__ = ["Attention", "IGNORE"]
+
+IGNORE = float("-inf")
+"""Score given to masked (future) positions: ``exp(-inf) = 0`` exactly, so they get zero weight."""
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with per-head weights and TransformerLens hook names."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        h, d, dh = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.W_Q = nn.Parameter(torch.empty(h, d, dh))
+        self.W_K = nn.Parameter(torch.empty(h, d, dh))
+        self.W_V = nn.Parameter(torch.empty(h, d, dh))
+        self.W_O = nn.Parameter(torch.empty(h, dh, d))
+        self.b_Q = nn.Parameter(torch.zeros(h, dh))
+        self.b_K = nn.Parameter(torch.zeros(h, dh))
+        self.b_V = nn.Parameter(torch.zeros(h, dh))
+        self.b_O = nn.Parameter(torch.zeros(d))
+        for w in (self.W_Q, self.W_K, self.W_V, self.W_O):
+            nn.init.normal_(w, std=cfg.init_range)
+        self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
+        self.hook_attn_scores, self.hook_pattern, self.hook_z = HookPoint(), HookPoint(), HookPoint()
+
+    def forward(
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        past_kv: tuple[Float[Tensor, "batch past n_heads d_head"], Float[Tensor, "batch past n_heads d_head"]] | None = None,
+    ) -> tuple[Float[Tensor, "batch pos d_model"], tuple[Tensor, Tensor]]:
+        """Attend causally; with ``past_kv`` the queries sit after the cached keys and values.
+
+        Returns:
+            The attention output, and the keys and values of every position so far (for a KV cache).
+        """
+        q = self.hook_q(einops.einsum(x, self.W_Q, "b p d, h d e -> b p h e") + self.b_Q)
+        k = self.hook_k(einops.einsum(x, self.W_K, "b p d, h d e -> b p h e") + self.b_K)
+        v = self.hook_v(einops.einsum(x, self.W_V, "b p d, h d e -> b p h e") + self.b_V)
+        if past_kv is not None:
+            k = torch.cat([past_kv[0], k], dim=1)
+            v = torch.cat([past_kv[1], v], dim=1)
+        scores = einops.einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(self.cfg.d_head)
+        scores = self.hook_attn_scores(self.apply_causal_mask(scores))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))
+        z = self.hook_z(einops.einsum(pattern, v, "b h q k, b k h e -> b q h e"))
+        out = einops.einsum(z, self.W_O, "b q h e, h e d -> b q d") + self.b_O
+        return out, (k, v)
+
+    @staticmethod
+    def apply_causal_mask(scores: Float[Tensor, "batch n_heads q_pos k_pos"]) -> Float[Tensor, "batch n_heads q_pos k_pos"]:
+        """Set the score of every key after its query to `IGNORE`.
+
+        Queries are the *last* ``q_pos`` positions of the ``k_pos`` keys, so with a KV cache
+        query ``i`` sits at absolute position ``k_pos - q_pos + i``.
+        """
+        n_q, n_k = scores.shape[-2:]
+        future = torch.ones(n_q, n_k, dtype=torch.bool, device=scores.device).triu(diagonal=n_k - n_q + 1)
+        return scores.masked_fill(future, IGNORE)

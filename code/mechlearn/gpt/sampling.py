@@ -1,0 +1,181 @@
+"""Turning logits into text: greedy, temperature, top-k, top-p, frequency penalty, beam search.
+
+A language model gives a distribution over the next token; a *sampler* decides which token
+to emit. The knobs, applied in this order to the last position's logits:
+
+1. **frequency penalty** ``α``: subtract ``α · count(t)`` from token ``t``'s logit, where
+   ``count`` is how often ``t`` already appears, to discourage loops;
+2. **temperature** ``T``: divide logits by ``T``; ``T → 0`` is greedy (argmax), ``T = 1`` is the
+   model's own distribution, ``T > 1`` flattens it;
+3. **top-k**: keep the ``k`` largest logits, renormalise;
+4. **top-p** (nucleus, Holtzman et al., 2019): keep the smallest set of most likely tokens
+   whose total probability reaches ``p``, renormalise.
+
+`sampling_probs` returns the distribution the sampler draws from, so a test can compare
+empirical frequencies with an independent computation of it (a χ² test). **Beam search**
+keeps the ``beam_width`` most probable partial sequences instead of one; with width 1 it is
+greedy decoding, which the tests check.
+
+Follows ARENA 1.1 ("Transformer from scratch", sampling and beam search).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from mechlearn.gpt.kv_cache import KVCache
+from mechlearn.gpt.model import GPT
+
+__all__ = ["sampling_probs", "sample_next", "generate", "Beam", "beam_search", "sequence_logprob"]
+
+
+def _check_knobs(temperature: float, top_k: int | None, top_p: float | None, frequency_penalty: float) -> None:
+    if temperature < 0:
+        raise ValueError(f"temperature should be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k should be a positive int or None, got {top_k!r}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p should lie in (0, 1] or be None, got {top_p!r}")
+    if frequency_penalty < 0:
+        raise ValueError(f"frequency_penalty should be >= 0, got {frequency_penalty}")
+
+
+def sampling_probs(
+    logits: Float[Tensor, "batch d_vocab"],
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    frequency_penalty: float = 0.0,
+    previous: Int[Tensor, "batch prev"] | None = None,
+) -> Float[Tensor, "batch d_vocab"]:
+    """The distribution `sample_next` draws from (one-hot on the argmax when ``temperature == 0``)."""
+    _check_knobs(temperature, top_k, top_p, frequency_penalty)
+    logits = logits.double()
+    if frequency_penalty and previous is not None and previous.numel():
+        counts = torch.zeros_like(logits).scatter_add_(1, previous.long(), torch.ones_like(previous, dtype=logits.dtype))
+        logits = logits - frequency_penalty * counts
+    if temperature == 0:
+        return torch.zeros_like(logits).scatter_(1, logits.argmax(dim=-1, keepdim=True), 1.0)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of strictly more likely tokens
+        keep_sorted = before < top_p  # the most likely token always survives
+        keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
+        probs = probs * keep
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+def sample_next(
+    logits: Float[Tensor, "batch d_vocab"],
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    frequency_penalty: float = 0.0,
+    previous: Int[Tensor, "batch prev"] | None = None,
+    generator: torch.Generator | None = None,
+) -> Int[Tensor, " batch"]:
+    """Draw one token per row; see the module docstring for the order of the knobs."""
+    probs = sampling_probs(logits, temperature, top_k, top_p, frequency_penalty, previous)
+    if temperature == 0:
+        return probs.argmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: GPT,
+    tokens: Int[Tensor, "batch pos"],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    frequency_penalty: float = 0.0,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+) -> Int[Tensor, "batch new_pos"]:
+    """Continue ``tokens`` by ``max_new_tokens`` sampled tokens; returns prompt and continuation.
+
+    With ``use_cache`` each step feeds only the newest token and reuses stored keys and
+    values; the prompt plus continuation must then fit in ``n_ctx``. Without it, each step
+    re-runs the last ``n_ctx`` tokens (a sliding window, as nanoGPT does).
+    """
+    tokens = model.check_tokens(tokens)
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens should be a non-negative int, got {max_new_tokens!r}")
+    _check_knobs(temperature, top_k, top_p, frequency_penalty)
+    n_ctx = model.cfg.n_ctx
+    if use_cache and tokens.shape[1] + max_new_tokens > n_ctx:
+        raise ValueError(
+            f"prompt ({tokens.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds n_ctx={n_ctx}: a KV cache "
+            "cannot slide past n_ctx with absolute positions; pass use_cache=False to use a sliding window"
+        )
+    was_training = model.training
+    model.eval()
+    cache = KVCache(model.cfg.n_layers) if use_cache else None
+    step_input = tokens
+    for _ in range(max_new_tokens):
+        logits = model(step_input if use_cache else tokens[:, -n_ctx:], cache=cache)[:, -1]
+        nxt = sample_next(logits, temperature, top_k, top_p, frequency_penalty, tokens, generator)
+        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+        step_input = nxt[:, None]
+    model.train(was_training)
+    return tokens
+
+
+@dataclass(frozen=True)
+class Beam:
+    """A finished beam: its tokens (prompt included) and the log-probability of its continuation."""
+
+    tokens: Tensor
+    logprob: float
+
+
+@torch.no_grad()
+def sequence_logprob(model: GPT, prompt: Int[Tensor, " pos"], continuation: Int[Tensor, " new"]) -> float:
+    """``log P(continuation | prompt)`` under the model, from one forward pass."""
+    full = torch.cat([prompt, continuation])[None]
+    logprobs = model(full).double().log_softmax(dim=-1)[0, len(prompt) - 1 : -1]
+    return float(logprobs.gather(1, continuation[:, None].long()).sum())
+
+
+@torch.no_grad()
+def beam_search(model: GPT, prompt: Int[Tensor, " pos"], beam_width: int, max_new_tokens: int) -> list[Beam]:
+    """The ``beam_width`` most probable continuations found by beam search, best first.
+
+    Every step extends each beam by every token, scores the extensions by total
+    log-probability, and keeps the best ``beam_width``. Ties are broken towards lower token ids.
+    """
+    if not isinstance(beam_width, int) or beam_width < 1:
+        raise ValueError(f"beam_width should be a positive int, got {beam_width!r}")
+    prompt = model.check_tokens(prompt)[0]
+    if len(prompt) + max_new_tokens > model.cfg.n_ctx:
+        raise ValueError(f"prompt ({len(prompt)}) + max_new_tokens ({max_new_tokens}) exceeds n_ctx={model.cfg.n_ctx}")
+    was_training = model.training
+    model.eval()
+    beams = prompt[None]  # (n_beams, pos)
+    scores = torch.zeros(1, dtype=torch.float64)
+    cache = KVCache(model.cfg.n_layers)
+    step_input = beams
+    V = model.cfg.d_vocab
+    for _ in range(max_new_tokens):
+        logprobs = model(step_input, cache=cache)[:, -1].double().log_softmax(dim=-1)
+        total = (scores[:, None] + logprobs).flatten()  # (n_beams * d_vocab,)
+        # A stable sort keeps lower (beam, token) indices first among equal scores.
+        best = torch.sort(total, descending=True, stable=True).indices[:beam_width]
+        parent, token = best // V, best % V
+        beams = torch.cat([beams[parent], token[:, None]], dim=1)
+        scores = total[best]
+        cache = cache.select(parent)
+        step_input = token[:, None]
+    model.train(was_training)
+    return [Beam(tokens=b, logprob=float(s)) for b, s in zip(beams, scores)]

@@ -1,0 +1,77 @@
+"""A tiny scaling experiment: validation loss against model size and training compute.
+
+Kaplan et al. (2020) found that a language model's loss falls as a power law in its
+non-embedding parameter count ``N`` when data is plentiful and training runs long enough,
+and estimated training compute as ``C ≈ 6·N·D`` floating-point operations for ``D`` tokens
+(2 for the forward multiply-adds, 4 for the backward). `scaling_sweep` trains a family of
+widths for the same number of tokens and reports loss, ``N`` and ``C``; `fit_power_law` fits
+``log L = log a − α log N`` by least squares.
+
+At laptop scale the result is a sketch, not a law: a few thousand steps on a 0.4-million-
+character corpus, models far from convergence, and ``N`` spanning little more than an order of
+magnitude. Day 34 says what the fit does and does not show.
+
+Follows ARENA 1.1's pointers to the scaling-laws literature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from torch import Tensor
+
+from mechlearn.gpt.config import GPTConfig
+from mechlearn.gpt.model import GPT
+from mechlearn.gpt.train import TrainConfig, train
+
+__all__ = ["scaling_sweep", "fit_power_law"]
+
+
+def scaling_sweep(
+    widths: list[int],
+    train_data: Tensor,
+    val_data: Tensor,
+    d_vocab: int,
+    train_cfg: TrainConfig,
+    n_layers: int = 2,
+    n_ctx: int = 64,
+    d_head: int = 16,
+) -> list[dict[str, float]]:
+    """Train one model per ``d_model`` in ``widths`` with identical data and steps.
+
+    Every model gets the same seed, batches and schedule; only the width (and with it the
+    number of heads, ``d_model // d_head``) changes.
+
+    Returns:
+        One row per width: ``d_model``, ``n_params``, ``n_params_non_embedding``, ``tokens``,
+        ``compute`` (``6·N·D`` FLOPs with the non-embedding ``N``), ``train_loss``, ``val_loss``, ``seconds``.
+    """
+    from mechlearn.seeding import set_seed
+
+    rows = []
+    for d_model in widths:
+        if d_model % d_head:
+            raise ValueError(f"every width should be a multiple of d_head={d_head}, got {d_model}")
+        set_seed(train_cfg.seed)
+        cfg = GPTConfig(d_vocab=d_vocab, n_ctx=n_ctx, d_model=d_model, n_layers=n_layers, n_heads=d_model // d_head)
+        history = train(GPT(cfg), train_data, val_data, train_cfg)
+        last = history[-1]
+        n = cfg.n_params_non_embedding
+        rows.append({
+            "d_model": d_model, "n_params": cfg.n_params, "n_params_non_embedding": n, "tokens": last["tokens"],
+            "compute": 6.0 * n * last["tokens"], "train_loss": last["train_loss"], "val_loss": last["val_loss"],
+            "seconds": last["seconds"],
+        })
+    return rows
+
+
+def fit_power_law(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> tuple[float, float]:
+    """Least-squares fit of ``y = a · x^(−α)`` in log-log space; returns ``(a, α)``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"x and y should be 1-D of the same length >= 2, got shapes {x.shape} and {y.shape}")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("a power-law fit needs positive x and y")
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    return float(math.exp(intercept)), float(-slope)
