@@ -58,7 +58,7 @@ class LayerNorm(nn.Module):
         self.hook_scale = HookPoint()
         self.hook_normalized = HookPoint()
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
         x = x - x.mean(dim=-1, keepdim=True)
         # eps goes inside the square root: sqrt(var) + eps differs from nn.LayerNorm by up to ~eps/sqrt(var).
         scale = self.hook_scale((x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt())
@@ -139,7 +139,7 @@ class Unembed(nn.Module):
         self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
         nn.init.normal_(self.W_U, std=cfg.init_range)
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
+    def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_vocab"]:
         return x @ self.W_U + self.b_U
 
 

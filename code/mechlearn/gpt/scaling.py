@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from torch import Tensor
 
 from mechlearn.gpt.config import GPTConfig
@@ -37,7 +38,7 @@ def scaling_sweep(
     n_layers: int = 2,
     n_ctx: int = 64,
     d_head: int = 16,
-) -> list[dict[str, float]]:
+) -> list[dict[str, int | float]]:
     """Train one model per ``d_model`` in ``widths`` with identical data and steps.
 
     Every model gets the same seed, batches and schedule; only the width (and with it the
@@ -66,7 +67,7 @@ def scaling_sweep(
     return rows
 
 
-def fit_power_law(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> tuple[float, float]:
+def fit_power_law(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     """Least-squares fit of ``y = a · x^(−α)`` in log-log space; returns ``(a, α)``."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 2:

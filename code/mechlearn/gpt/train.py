@@ -118,7 +118,7 @@ def train(
     val_data: Int[Tensor, " n_val"],
     cfg: TrainConfig,
     progress: bool = False,
-) -> list[dict[str, float]]:
+) -> list[dict[str, int | float]]:
     """Train ``model`` in place; returns the history, one dict per evaluation.
 
     Each dict holds ``step``, ``tokens`` (seen so far), ``lr``, ``train_loss``, ``val_loss``
@@ -134,7 +134,7 @@ def train(
     )
     g = torch.Generator().manual_seed(cfg.seed)
     n_ctx = model.cfg.n_ctx
-    history: list[dict[str, float]] = []
+    history: list[dict[str, int | float]] = []
     seconds = 0.0
 
     def evaluate(step: int) -> None:

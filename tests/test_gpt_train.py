@@ -1,0 +1,102 @@
+"""Days 27, 33, 34: the training recipe and its committed checkpoint, the logit lens, the scaling fit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mechlearn.gpt import (
+    CHAR_LM_CONFIG, GPT, GPTConfig, TrainConfig, char_lm_data, estimate_loss, fit_power_law, lens_scores,
+    load_char_lm, logit_lens, next_token_loss, scaling_sweep, train, train_char_lm,
+)
+from mechlearn.gpt.train import CHECKPOINT_DIR, sha256_file
+from mechlearn.testing import EXACT, FLOAT32, FLOAT64, Tolerance, assert_close
+
+REPLAY = Tolerance("REPLAY", rtol=1e-4, atol=1e-4)
+"""Re-evaluating the committed model's loss here: the same float32 maths, possibly another BLAS build."""
+
+
+def test_next_token_loss_matches_a_manual_log_softmax():
+    g = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(2, 5, 7, generator=g, dtype=torch.float64), torch.randint(0, 7, (2, 5), generator=g)
+    manual = -logits.log_softmax(-1).gather(-1, targets[..., None]).mean()
+    assert_close(next_token_loss(logits, targets), manual, FLOAT64)
+
+
+def test_short_recipe_writes_a_matching_manifest_and_is_deterministic(tmp_path):
+    first = train_char_lm(tmp_path / "a", max_steps=3)
+    second = train_char_lm(tmp_path / "b", max_steps=3)
+    for run, folder in ((first, tmp_path / "a"), (second, tmp_path / "b")):
+        on_disk = json.loads((folder / "char_lm.json").read_text())
+        assert on_disk["sha256"] == sha256_file(folder / "char_lm.pt")
+        assert on_disk["config"] == {**on_disk["config"], **CHAR_LM_CONFIG}
+        for key in ("config", "seed", "final_train_loss", "final_val_loss", "seconds", "sha256", "history"):
+            assert key in on_disk
+    assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in second["history"]]
+    model, tokenizer, manifest = load_char_lm(tmp_path / "a" / "char_lm.pt")
+    assert manifest["train_config"]["max_steps"] == 3
+    _, _, val = char_lm_data(tokenizer)
+    assert_close(estimate_loss(model, val), manifest["final_val_loss"], REPLAY, name="re-evaluated val loss")
+
+
+def test_committed_checkpoint_matches_its_manifest():
+    manifest = json.loads((CHECKPOINT_DIR / "char_lm.json").read_text())
+    ckpt = CHECKPOINT_DIR / manifest["checkpoint"]
+    assert sha256_file(ckpt) == manifest["sha256"], "the checkpoint was changed without re-running the recipe"
+    assert ckpt.stat().st_size <= 5 * 2**20, "checkpoints stay at most 5 MB"
+    model, tokenizer, _ = load_char_lm()
+    assert model.cfg == GPTConfig(**manifest["config"])
+    assert manifest["n_params"] == sum(p.numel() for p in model.parameters())
+    _, _, val = char_lm_data(tokenizer)
+    assert_close(estimate_loss(model, val), manifest["final_val_loss"], REPLAY, name="committed model's val loss")
+    # A trained model beats the uniform guess (log d_vocab nats) by a wide margin; a random one would not.
+    assert manifest["final_val_loss"] < 0.6 * np.log(model.cfg.d_vocab)
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path):
+    train_char_lm(tmp_path, max_steps=1)
+    with open(tmp_path / "char_lm.pt", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        load_char_lm(tmp_path / "char_lm.pt")
+    with pytest.raises(FileNotFoundError, match="python -m mechlearn.gpt.train"):
+        load_char_lm(tmp_path / "missing.pt")
+
+
+def test_logit_lens_last_layer_is_the_model_output():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=11, n_ctx=8, d_model=16, n_layers=3, n_heads=2)).double().eval()
+    t = torch.randint(0, 11, (2, 8))
+    lens = logit_lens(model, t)
+    assert lens.shape == (4, 2, 8, 11)
+    assert_close(lens[-1], model(t), FLOAT64, name="lens after the last block vs logits")
+    scores = lens_scores(model, t)
+    manual = F.cross_entropy(model(t)[:, :-1].flatten(0, 1), t[:, 1:].flatten()).item()
+    assert_close(scores["loss"][-1], manual, FLOAT64, name="last-layer lens loss")
+
+
+def test_power_law_fit_recovers_known_exponent():
+    x = np.array([1e3, 1e4, 1e5, 1e6])
+    a, alpha = fit_power_law(x, 7.0 * x**-0.3)
+    assert_close(np.array([a, alpha]), np.array([7.0, 0.3]), FLOAT64)
+    with pytest.raises(ValueError, match="positive"):
+        fit_power_law([1, 2], [0, 1])
+
+
+def test_scaling_sweep_short_run():
+    tokenizer, tr, va = char_lm_data()
+    rows = scaling_sweep([16, 32], tr, va, tokenizer.vocab_size, TrainConfig(batch_size=4, max_steps=2, eval_every=2, eval_batches=1))
+    assert [r["d_model"] for r in rows] == [16, 32]
+    assert rows[0]["n_params_non_embedding"] < rows[1]["n_params_non_embedding"]
+    assert rows[1]["compute"] == 6 * rows[1]["n_params_non_embedding"] * rows[1]["tokens"]
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    assert_close(np.array([cfg.lr_at(0), cfg.lr_at(9), cfg.lr_at(10), cfg.lr_at(110)]), np.array([0.1, 1.0, 1.0, 0.1]), FLOAT64)
