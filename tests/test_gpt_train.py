@@ -100,3 +100,16 @@ def test_train_config_validation():
         TrainConfig(batch_size=0)
     cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
     assert_close(np.array([cfg.lr_at(0), cfg.lr_at(9), cfg.lr_at(10), cfg.lr_at(110)]), np.array([0.1, 1.0, 1.0, 0.1]), FLOAT64)
+
+
+def test_scaling_recipe_short_run_reproduces_the_committed_start(tmp_path):
+    from mechlearn.gpt import SCALING_WIDTHS, load_scaling, scaling_recipe
+
+    committed = load_scaling()
+    assert committed["widths"] == SCALING_WIDTHS and committed["seed"] == 0
+    short = scaling_recipe(tmp_path / "scaling.json", max_steps=2)
+    for ours, theirs in zip(short["rows"], committed["rows"]):
+        assert ours["n_params_non_embedding"] == theirs["n_params_non_embedding"]
+        # Step 0 is evaluated before any update: the same seed must give the same initial losses.
+        assert_close(ours["history"][0]["val_loss"], theirs["history"][0]["val_loss"], REPLAY, name=f"d_model={ours['d_model']} initial loss")
+    assert committed["rows"][-1]["val_loss"] < committed["rows"][0]["val_loss"], "the widest model should end with the lowest loss"

@@ -28,7 +28,7 @@ from mechlearn.gpt.train import (
 )
 from mechlearn.gpt.interop import from_transformer_lens, to_transformer_lens, to_transformer_lens_config
 from mechlearn.gpt.lens import lens_scores, logit_lens, residual_stack
-from mechlearn.gpt.scaling import fit_power_law, scaling_sweep
+from mechlearn.gpt.scaling import SCALING_TRAIN, SCALING_WIDTHS, fit_power_law, load_scaling, scaling_recipe, scaling_sweep
 
 __all__ = [
     "ACT_FNS", "GPTConfig", "ActivationCache", "HookedRootModule", "HookPoint", "KVCache", "Attention",
@@ -38,5 +38,5 @@ __all__ = [
     "CHAR_LM_CONFIG", "CHAR_LM_TRAIN", "TrainConfig", "char_lm_data", "estimate_loss", "get_batch",
     "load_char_lm", "next_token_loss", "train", "train_char_lm",
     "from_transformer_lens", "to_transformer_lens", "to_transformer_lens_config",
-    "lens_scores", "logit_lens", "residual_stack", "fit_power_law", "scaling_sweep",
+    "lens_scores", "logit_lens", "residual_stack", "fit_power_law", "scaling_sweep", "SCALING_TRAIN", "SCALING_WIDTHS", "load_scaling", "scaling_recipe",
 ]

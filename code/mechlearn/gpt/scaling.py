@@ -16,9 +16,16 @@ Follows ARENA 1.1's pointers to the scaling-laws literature.
 
 from __future__ import annotations
 
+import json
 import math
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
@@ -26,7 +33,12 @@ from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
 from mechlearn.gpt.train import TrainConfig, train
 
-__all__ = ["scaling_sweep", "fit_power_law"]
+__all__ = ["scaling_sweep", "fit_power_law", "SCALING_WIDTHS", "SCALING_TRAIN", "scaling_recipe", "load_scaling"]
+
+SCALING_WIDTHS = [16, 32, 64, 128]
+"""Residual-stream widths of the committed sweep (2 layers, heads of width 16, n_ctx 64)."""
+SCALING_TRAIN = TrainConfig(batch_size=16, lr=3e-3, warmup_steps=50, max_steps=1000, eval_every=100, eval_batches=4, seed=0)
+"""Training settings shared by every width of the committed sweep."""
 
 
 def scaling_sweep(
@@ -46,7 +58,8 @@ def scaling_sweep(
 
     Returns:
         One row per width: ``d_model``, ``n_params``, ``n_params_non_embedding``, ``tokens``,
-        ``compute`` (``6·N·D`` FLOPs with the non-embedding ``N``), ``train_loss``, ``val_loss``, ``seconds``.
+        ``compute`` (``6·N·D`` FLOPs with the non-embedding ``N``), ``train_loss``, ``val_loss``, ``seconds``,
+        and ``history`` (the training history, each entry with its ``compute`` so far).
     """
     from mechlearn.seeding import set_seed
 
@@ -63,6 +76,7 @@ def scaling_sweep(
             "d_model": d_model, "n_params": cfg.n_params, "n_params_non_embedding": n, "tokens": last["tokens"],
             "compute": 6.0 * n * last["tokens"], "train_loss": last["train_loss"], "val_loss": last["val_loss"],
             "seconds": last["seconds"],
+            "history": [{**h, "compute": 6.0 * n * h["tokens"]} for h in history],
         })
     return rows
 
@@ -76,3 +90,51 @@ def fit_power_law(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         raise ValueError("a power-law fit needs positive x and y")
     slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
     return float(math.exp(intercept)), float(-slope)
+
+
+def scaling_recipe(out_path: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
+    """Run the committed sweep (`SCALING_WIDTHS` × `SCALING_TRAIN` on the pydoc characters) and write its manifest.
+
+    Args:
+        out_path: where to write the JSON; defaults to ``checkpoints/scaling.json`` in the package.
+        max_steps: shorten every run (tests use a couple of steps); None for the full recipe.
+    """
+    from mechlearn.gpt.train import CHECKPOINT_DIR, char_lm_data
+
+    cfg = SCALING_TRAIN if max_steps is None else TrainConfig(
+        **{**asdict(SCALING_TRAIN), "max_steps": max_steps, "eval_every": min(SCALING_TRAIN.eval_every, max_steps)}
+    )
+    tokenizer, train_data, val_data = char_lm_data()
+    t0 = time.perf_counter()
+    rows = scaling_sweep(SCALING_WIDTHS, train_data, val_data, tokenizer.vocab_size, cfg)
+    a, alpha = fit_power_law([r["n_params_non_embedding"] for r in rows], [r["val_loss"] for r in rows])
+    manifest = {
+        "recipe": "mechlearn.gpt.scaling.scaling_recipe",
+        "widths": SCALING_WIDTHS, "n_layers": 2, "n_ctx": 64, "d_head": 16,
+        "train_config": asdict(cfg), "seed": cfg.seed,
+        "fit": {"a": a, "alpha": alpha, "form": "val_loss = a * N^(-alpha), N = non-embedding parameters"},
+        "seconds": round(time.perf_counter() - t0, 1),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "rows": rows,
+    }
+    out = Path(out_path) if out_path is not None else CHECKPOINT_DIR / "scaling.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def load_scaling(path: str | Path | None = None) -> dict[str, Any]:
+    """The committed sweep's manifest (run `scaling_recipe` to regenerate it)."""
+    from mechlearn.gpt.train import CHECKPOINT_DIR
+
+    path = Path(path) if path is not None else CHECKPOINT_DIR / "scaling.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no scaling results at {path}; run `python -m mechlearn.gpt.scaling` to produce them")
+    return json.loads(path.read_text())
+
+
+if __name__ == "__main__":  # python -m mechlearn.gpt.scaling [max_steps]
+    import sys
+
+    result = scaling_recipe(max_steps=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
