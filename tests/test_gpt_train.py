@@ -14,10 +14,7 @@ from mechlearn.gpt import (
     load_char_lm, logit_lens, next_token_loss, scaling_sweep, train, train_char_lm,
 )
 from mechlearn.gpt.train import CHECKPOINT_DIR, sha256_file
-from mechlearn.testing import EXACT, FLOAT32, FLOAT64, Tolerance, assert_close
-
-REPLAY = Tolerance("REPLAY", rtol=1e-4, atol=1e-4)
-"""Re-evaluating the committed model's loss here: the same float32 maths, possibly another BLAS build."""
+from mechlearn.testing import FLOAT64, REPLAY, assert_close
 
 
 def test_next_token_loss_matches_a_manual_log_softmax():
@@ -63,7 +60,7 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
         f.write(b"tampered")
     with pytest.raises(ValueError, match="does not match its manifest"):
         load_char_lm(tmp_path / "char_lm.pt")
-    with pytest.raises(FileNotFoundError, match="python -m mechlearn.gpt.train"):
+    with pytest.raises(FileNotFoundError, match="python -m mechlearn.gpt char_lm"):
         load_char_lm(tmp_path / "missing.pt")
 
 

@@ -7,6 +7,10 @@ a closed form) in the test suite.
 Subpackages follow the curriculum::
 
     mechlearn.backprop   Part I   scalar autograd, hand-derived MLP backprop, softmax and friends
+    mechlearn.optim      Part I   SGD, RMSprop, Adam(W), learning-rate schedules
+    mechlearn.cnn        Part I   convolutions through as_strided, BatchNorm, ResNets
+    mechlearn.generative Part I   autoencoders, VAEs, GANs
+    mechlearn.gpt        Part II  a GPT from scratch that matches TransformerLens; tokenisers, sampling, hooks
     mechlearn.testing             finite-difference gradient checks, named tolerances, comparisons
     mechlearn.display             show a function's real source on a page
     mechlearn.logbook             the site's own data: front matter, the plan, the progress grid

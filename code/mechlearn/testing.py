@@ -28,6 +28,7 @@ __all__ = [
     "FLOAT64",
     "FLOAT32",
     "GRADCHECK",
+    "REPLAY",
     "TOLERANCES",
     "Comparison",
     "compare",
@@ -64,7 +65,10 @@ FLOAT32 = Tolerance("FLOAT32", 1e-5, 1e-6)
 GRADCHECK = Tolerance("GRADCHECK", 1e-6, 1e-8)
 """An analytic float64 gradient against a central finite difference with ``h = 1e-6``."""
 
-TOLERANCES: dict[str, Tolerance] = {t.name: t for t in (EXACT, FLOAT64, FLOAT32, GRADCHECK)}
+REPLAY = Tolerance("REPLAY", 1e-4, 1e-4)
+"""Re-running a committed float32 computation (a checkpoint's loss), possibly on another BLAS build."""
+
+TOLERANCES: dict[str, Tolerance] = {t.name: t for t in (EXACT, FLOAT64, FLOAT32, GRADCHECK, REPLAY)}
 
 
 def _as_array(x: Any, what: str) -> np.ndarray:

@@ -129,12 +129,5 @@ def load_scaling(path: str | Path | None = None) -> dict[str, Any]:
 
     path = Path(path) if path is not None else CHECKPOINT_DIR / "scaling.json"
     if not path.exists():
-        raise FileNotFoundError(f"no scaling results at {path}; run `python -m mechlearn.gpt.scaling` to produce them")
+        raise FileNotFoundError(f"no scaling results at {path}; run `python -m mechlearn.gpt scaling` to produce them")
     return json.loads(path.read_text())
-
-
-if __name__ == "__main__":  # python -m mechlearn.gpt.scaling [max_steps]
-    import sys
-
-    result = scaling_recipe(max_steps=int(sys.argv[1]) if len(sys.argv) > 1 else None)
-    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))

@@ -249,7 +249,7 @@ def load_char_lm(path: str | Path | None = None) -> tuple[GPT, CharTokenizer, di
     if not ckpt.exists() or not manifest_path.exists():
         raise FileNotFoundError(
             f"no checkpoint at {ckpt} (with manifest {manifest_path.name}); "
-            "run `python -m mechlearn.gpt.train` to train one"
+            "run `python -m mechlearn.gpt char_lm` to train one"
         )
     manifest = json.loads(manifest_path.read_text())
     digest = sha256_file(ckpt)
@@ -259,11 +259,3 @@ def load_char_lm(path: str | Path | None = None) -> tuple[GPT, CharTokenizer, di
     model = GPT.load(ckpt)
     tokenizer = CharTokenizer(blob["chars"])
     return model.eval(), tokenizer, manifest
-
-
-if __name__ == "__main__":  # python -m mechlearn.gpt.train [max_steps]
-    import sys
-
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else None
-    result = train_char_lm(max_steps=steps, progress=True)
-    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=1))
