@@ -62,8 +62,13 @@ def test_mechlearn_installs_from_a_git_url_into_another_project(tmp_path):
          f"git+file://{ROOT}"],
         check=True, capture_output=True, text=True, timeout=300,
     )
-    code = "import mechlearn, mechlearn.backprop, mechlearn.testing; print(mechlearn.__file__); print(mechlearn.backprop.Value(2.0) * 3)"
+    code = ("import mechlearn, mechlearn.backprop, mechlearn.testing, pathlib; print(mechlearn.__file__); "
+            "print(mechlearn.backprop.Value(2.0) * 3); "
+            "ckpt = pathlib.Path(mechlearn.__file__).parent / 'gpt' / 'checkpoints'; "
+            "print(sorted(p.name for p in ckpt.glob('*')))")
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
                          check=True, capture_output=True, text=True)
-    first, second = out.stdout.splitlines()
+    first, second, third = out.stdout.splitlines()
     assert first.startswith(str(target)) and second.startswith("Value(6")
+    # The committed checkpoints travel with the package, so load_char_lm works in an install.
+    assert third == str(["char_lm.json", "char_lm.pt", "scaling.json"]), third
