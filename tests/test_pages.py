@@ -43,6 +43,8 @@ def test_page_executes_offline_within_limit_and_repeats(page):
     if first.error is not None:
         pytest.fail(f"{_id(page)} failed:\n{first.error}", pytrace=False)
     assert first.seconds <= PAGE_LIMIT_S, f"{_id(page)} took {first.seconds:.1f} s, over the {PAGE_LIMIT_S:.0f} s limit"
+    failed = [t for t in first.texts if "❌" in t]
+    assert not failed, f"{_id(page)}: a reference check shown on the page failed:\n{failed[0][:800]}"
     second = run_page(page)
     record_page_time(_id(page), second.seconds, second.n_cells, "error" if second.error else "ok", run=2)
     if second.error is not None:

@@ -58,7 +58,7 @@ def test_tolerance_bounds_are_what_they_say():
     assert compare([1000.9], [1000.0], tol) and not compare([1001.1], [1000.0], tol)
     with pytest.raises(ValueError):
         Tolerance("bad", -1.0, 0.0)
-    assert set(TOLERANCES) == {"EXACT", "FLOAT64", "FLOAT32", "GRADCHECK", "REPLAY"}
+    assert set(TOLERANCES) == {"EXACT", "FLOAT64", "FLOAT32", "FLOAT32_MODEL", "GRADCHECK", "REPLAY"}
 
 
 def test_assert_close_raises_the_message():
