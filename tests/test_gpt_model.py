@@ -11,7 +11,7 @@ from mechlearn.gpt import (
     GPT, Attention, GPTConfig, KVCache, LayerNorm, from_transformer_lens, gelu_new, to_transformer_lens,
 )
 from mechlearn.gpt.interop import state_dict_from_tl, state_dict_to_tl
-from mechlearn.testing import EXACT, FLOAT32, FLOAT64, assert_close
+from mechlearn.testing import EXACT, FLOAT32_MODEL, FLOAT64, assert_close
 
 
 def small_model(dtype=torch.float64, seed=0, **kw) -> GPT:
@@ -40,11 +40,27 @@ def test_layernorm_matches_nn_layernorm_with_eps_inside_the_sqrt():
         ours.w.normal_(), ours.b.normal_()
         ref.weight.copy_(ours.w), ref.bias.copy_(ours.b)
     x = torch.randn(2, 5, 8, dtype=torch.float64) * 0.1
-    assert_close(ours(x), ref(x), FLOAT64, name="LayerNorm vs nn.LayerNorm")
+    assert_close(ours.from_scratch(x), ref(x), FLOAT64, name="LayerNorm vs nn.LayerNorm")
     # The common mistake, eps outside the square root, is far outside this tolerance here.
     centred = x - x.mean(-1, keepdim=True)
     wrong = centred / (centred.pow(2).mean(-1, keepdim=True).sqrt() + 1e-2) * ours.w + ours.b
-    assert (ours(x) - wrong).abs().max() > 1e-3
+    assert (ours.from_scratch(x) - wrong).abs().max() > 1e-3
+
+
+def test_layernorm_fused_and_hooked_paths_agree():
+    """Unhooked, LayerNorm calls torch's fused kernel; hooked, it computes each step. The two must agree."""
+    cfg = GPTConfig(d_vocab=5, d_model=8, n_heads=2)
+    ln = LayerNorm(cfg).double()
+    with torch.no_grad():
+        ln.w.normal_(), ln.b.normal_()
+    x = torch.randn(3, 4, 8, dtype=torch.float64) * 5 + 2
+    fused = ln(x)
+    handle = ln.hook_scale.add_hook(lambda act, hook: None)
+    hooked = ln(x)
+    handle.remove()
+    assert_close(hooked, ln.from_scratch(x), EXACT, name="LayerNorm with a hook attached is the from-scratch path")
+    assert_close(fused, ln.from_scratch(x), FLOAT64, name="LayerNorm: fused vs from scratch")
+    assert ln.hook_scale.n_hooks == 0
 
 
 def test_gelu_new_matches_torch_tanh_gelu():
@@ -93,7 +109,7 @@ def test_attention_and_layernorm_gradients_pass_finite_differences():
     attn, ln = Attention(cfg).double(), LayerNorm(cfg).double()
     x = torch.randn(1, 4, 8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: attn(v)[0], (x,), eps=1e-6, atol=1e-8)
-    assert torch.autograd.gradcheck(ln, (x,), eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(ln.from_scratch, (x,), eps=1e-6, atol=1e-8)
 
 
 def test_parameter_count_formula():
@@ -105,7 +121,7 @@ def test_parameter_count_formula():
 # -- TransformerLens -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, FLOAT32), (torch.float64, FLOAT64)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, FLOAT32_MODEL), (torch.float64, FLOAT64)])
 @pytest.mark.parametrize("act_fn", ["gelu_new", "relu"])
 def test_logits_equal_transformer_lens_with_the_same_weights(dtype, tol, act_fn):
     model = small_model(dtype, act_fn=act_fn)
@@ -269,3 +285,8 @@ def test_checkpoint_save_load_round_trip(tmp_path):
     again = GPT.load(tmp_path / "m.pt")
     assert again.cfg == model.cfg
     assert_close(again(tokens()), model(tokens()), EXACT)
+
+
+def test_causal_mask_refuses_more_queries_than_keys():
+    with pytest.raises(ValueError, match="more queries \\(5\\) than keys \\(3\\)"):
+        unchecked(Attention.apply_causal_mask)(torch.zeros(1, 1, 5, 3))

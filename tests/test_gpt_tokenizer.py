@@ -87,3 +87,13 @@ def test_bad_input_is_a_clear_error():
         BPETokenizer.train("hello", -1)
     with pytest.raises(ValueError, match="val_fraction"):
         train_val_split("abc", 1.5)
+
+
+def test_merges_read_back_from_json_work():
+    import json
+
+    bpe = BPETokenizer.train("the cat sat on the mat " * 20, 10)
+    again = BPETokenizer(merges=json.loads(json.dumps(bpe.merges)))  # lists, not tuples
+    assert again.encode("the mat") == bpe.encode("the mat")
+    with pytest.raises(ValueError, match="does not exist yet"):
+        BPETokenizer(merges=[(300, 1)])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 
-import einops
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -59,24 +58,30 @@ class Attention(nn.Module):
     def forward(
         self,
         x: Float[Tensor, "batch pos d_model"],
-        past_kv: tuple[Float[Tensor, "batch past n_heads d_head"], Float[Tensor, "batch past n_heads d_head"]] | None = None,
+        past_kv: tuple[Float[Tensor, "batch n_heads past d_head"], Float[Tensor, "batch n_heads past d_head"]] | None = None,
     ) -> tuple[Float[Tensor, "batch pos d_model"], tuple[Tensor, Tensor]]:
         """Attend causally; with ``past_kv`` the queries sit after the cached keys and values.
 
         Returns:
-            The attention output, and the keys and values of every position so far (for a KV cache).
+            The attention output, and the keys and values of every position so far, each
+            ``(batch, n_heads, pos, d_head)`` (what a KV cache stores).
         """
-        q = self.hook_q(einops.einsum(x, self.W_Q, "b p d, h d e -> b p h e") + self.b_Q)
-        k = self.hook_k(einops.einsum(x, self.W_K, "b p d, h d e -> b p h e") + self.b_K)
-        v = self.hook_v(einops.einsum(x, self.W_V, "b p d, h d e -> b p h e") + self.b_V)
+        # One matrix product computes all three maps for all heads: (b·p, d) @ (d, 3·h·e).
+        batch, pos, d = x.shape
+        W = torch.stack([self.W_Q, self.W_K, self.W_V]).permute(2, 0, 1, 3).reshape(d, -1)
+        b = torch.stack([self.b_Q, self.b_K, self.b_V]).flatten()
+        qkv = torch.addmm(b, x.reshape(-1, d), W).view(batch, pos, 3, self.cfg.n_heads, self.cfg.d_head)
+        # Hooks see TransformerLens's (b, p, h, e); the products below want (b, h, p, e).
+        q, k, v = (hook(t).transpose(1, 2) for hook, t in zip((self.hook_q, self.hook_k, self.hook_v), qkv.unbind(2)))
         if past_kv is not None:
-            k = torch.cat([past_kv[0], k], dim=1)
-            v = torch.cat([past_kv[1], v], dim=1)
-        scores = einops.einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(self.cfg.d_head)
+            k = torch.cat([past_kv[0], k], dim=2)
+            v = torch.cat([past_kv[1], v], dim=2)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.cfg.d_head)  # (b, h, q, k)
         scores = self.hook_attn_scores(self.apply_causal_mask(scores))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(einops.einsum(pattern, v, "b h q k, b k h e -> b q h e"))
-        out = einops.einsum(z, self.W_O, "b q h e, h e d -> b q d") + self.b_O
+        z = self.hook_z((pattern @ v).transpose(1, 2))  # (b, q, h, e)
+        # Sum over heads of z[h] @ W_O[h], as one matmul over the flattened (head, d_head) axis.
+        out = z.flatten(-2) @ self.W_O.flatten(0, 1) + self.b_O
         return out, (k, v)
 
     @staticmethod
@@ -87,5 +92,9 @@ class Attention(nn.Module):
         query ``i`` sits at absolute position ``k_pos - q_pos + i``.
         """
         n_q, n_k = scores.shape[-2:]
+        if n_q == 1:  # the newest position sees every key (one step of cached generation)
+            return scores
+        if n_q > n_k:  # some query would see no key at all: a softmax over nothing is NaN
+            raise ValueError(f"more queries ({n_q}) than keys ({n_k}): queries must be the last positions of the keys")
         future = torch.ones(n_q, n_k, dtype=torch.bool, device=scores.device).triu(diagonal=n_k - n_q + 1)
         return scores.masked_fill(future, IGNORE)

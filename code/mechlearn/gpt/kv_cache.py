@@ -24,7 +24,7 @@ __all__ = ["KVCache"]
 
 
 class KVCache:
-    """Per-layer keys and values, each ``(batch, pos, n_heads, d_head)``, for the positions seen so far."""
+    """Per-layer keys and values, each ``(batch, n_heads, pos, d_head)``, for the positions seen so far."""
 
     def __init__(self, n_layers: int) -> None:
         self.entries: list[tuple[Tensor, Tensor] | None] = [None] * n_layers
@@ -33,7 +33,7 @@ class KVCache:
     def n_pos(self) -> int:
         """How many positions are cached."""
         first = self.entries[0]
-        return 0 if first is None else first[0].shape[1]
+        return 0 if first is None else first[0].shape[2]
 
     def get(self, layer: int) -> tuple[Tensor, Tensor] | None:
         return self.entries[layer]

@@ -25,7 +25,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import einops
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
@@ -44,7 +43,8 @@ def gelu_new(x: Tensor) -> Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
-_ACT = {"gelu_new": gelu_new, "gelu": F.gelu, "relu": F.relu}
+# The model calls torch's fused kernels; gelu_new above is the same function written out (tested equal).
+_ACT = {"gelu_new": lambda x: F.gelu(x, approximate="tanh"), "gelu": F.gelu, "relu": F.relu}
 
 
 class LayerNorm(nn.Module):
@@ -59,9 +59,17 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
+        if self.hook_scale.n_hooks or self.hook_normalized.n_hooks:
+            return self.from_scratch(x)
+        # Nothing observes or edits the intermediate values, so torch's fused kernel may compute the
+        # same formula in one pass; the tests hold it to `from_scratch`, and that to nn.LayerNorm.
+        return F.layer_norm(x, (x.shape[-1],), self.w, self.b, self.eps)
+
+    def from_scratch(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
+        """The formula step by step, with hook points on the scale and on the normalised stream."""
         x = x - x.mean(dim=-1, keepdim=True)
-        # eps goes inside the square root: sqrt(var) + eps differs from nn.LayerNorm by up to ~eps/sqrt(var).
-        scale = self.hook_scale((x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt())
+        # The biased variance, as nn.LayerNorm; eps goes inside the square root (sqrt(var) + eps differs).
+        scale = self.hook_scale(((x * x).mean(dim=-1, keepdim=True) + self.eps).sqrt())
         # As in TransformerLens 4.x, hook_normalized is the stream *before* the learned affine map.
         return self.hook_normalized(x / scale) * self.w + self.b
 
@@ -88,7 +96,7 @@ class PosEmbed(nn.Module):
 
     def forward(self, tokens: Int[Tensor, "batch pos"], offset: int = 0) -> Float[Tensor, "batch pos d_model"]:
         batch, pos = tokens.shape
-        return einops.repeat(self.W_pos[offset : offset + pos], "p d -> b p d", b=batch)
+        return self.W_pos[offset : offset + pos].expand(batch, pos, -1)
 
 
 class MLP(nn.Module):

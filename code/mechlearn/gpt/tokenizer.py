@@ -88,12 +88,16 @@ class CharTokenizer:
 class BPETokenizer:
     """A byte-level BPE: ids 0–255 are bytes, id ``256 + k`` is the ``k``-th learned merge."""
 
-    merges: list[tuple[int, int]] = field(default_factory=list)
-    """Learned merges in order: ``merges[k] = (left, right)`` made token ``256 + k``."""
+    merges: list[tuple[int, int] | list[int]] = field(default_factory=list)
+    """Learned merges in order: ``merges[k] = (left, right)`` made token ``256 + k`` (pairs as lists are accepted)."""
     merge_counts: list[int] = field(default_factory=list)
     """How often each merged pair occurred in the training text when it was merged."""
 
     def __post_init__(self) -> None:
+        self.merges = [(int(a), int(b)) for a, b in self.merges]  # tuples, also when read back from JSON
+        for k, (a, b) in enumerate(self.merges):
+            if not (0 <= a < 256 + k and 0 <= b < 256 + k):
+                raise ValueError(f"merge {k} = ({a}, {b}) refers to a token that does not exist yet (ids < {256 + k})")
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         for k, (a, b) in enumerate(self.merges):
             self.vocab[256 + k] = self.vocab[a] + self.vocab[b]
