@@ -9,6 +9,8 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+from conftest import unchecked
+
 from mechlearn.gpt import GPT, GPTConfig, beam_search, generate, sample_next, sampling_probs, sequence_logprob
 from mechlearn.testing import FLOAT64, assert_close
 
@@ -117,5 +119,7 @@ def test_bad_knobs_are_clear_errors():
     with pytest.raises(ValueError, match="exceeds n_ctx=12"):
         generate(model, torch.tensor([[1, 2]]), 11)
     assert generate(model, torch.tensor([[1, 2]]), 11, use_cache=False).shape == (1, 13)  # sliding window
+    with pytest.raises(ValueError, match=r"one prompt of shape \(pos,\)"):
+        unchecked(beam_search)(model, torch.tensor([[1, 2], [3, 4]]), 2, 2)
     with pytest.raises(ValueError, match="beam_width"):
         beam_search(model, torch.tensor([1]), 0, 2)

@@ -7,7 +7,7 @@ to emit. The knobs, applied in this order to the last position's logits:
    ``count`` is how often ``t`` already appears, to discourage loops;
 2. **temperature** ``T``: divide logits by ``T``; ``T → 0`` is greedy (argmax), ``T = 1`` is the
    model's own distribution, ``T > 1`` flattens it;
-3. **top-k**: keep the ``k`` largest logits, renormalise;
+3. **top-k**: keep the ``k`` largest logits (and any tied with the ``k``-th), renormalise;
 4. **top-p** (nucleus, Holtzman et al., 2019): keep the smallest set of most likely tokens
    whose total probability reaches ``p``, renormalise.
 
@@ -157,6 +157,8 @@ def beam_search(model: GPT, prompt: Int[Tensor, " pos"], beam_width: int, max_ne
     """
     if not isinstance(beam_width, int) or beam_width < 1:
         raise ValueError(f"beam_width should be a positive int, got {beam_width!r}")
+    if prompt.ndim != 1:
+        raise ValueError(f"beam_search takes one prompt of shape (pos,), got shape {tuple(prompt.shape)}")
     prompt = model.check_tokens(prompt)[0]
     if len(prompt) + max_new_tokens > model.cfg.n_ctx:
         raise ValueError(f"prompt ({len(prompt)}) + max_new_tokens ({max_new_tokens}) exceeds n_ctx={model.cfg.n_ctx}")
