@@ -132,10 +132,19 @@ def to_notebook(path: Path) -> nbformat.NotebookNode:
 def _texts(nb: nbformat.NotebookNode) -> list[str]:
     texts = []
     for cell in nb.cells[1:]:
+        previous_stream = None
         for out in cell.get("outputs", []):
             if out.output_type == "stream":
-                texts.append(out.text)
-            elif "data" in out:
+                # The kernel flushes printed text in chunks whose boundaries depend on timing, so
+                # consecutive chunks of one stream are one output; only their joined text is compared.
+                if previous_stream == out.name:
+                    texts[-1] += out.text
+                else:
+                    texts.append(out.text)
+                previous_stream = out.name
+                continue
+            previous_stream = None
+            if "data" in out:
                 for mime in ("text/markdown", "text/html", "text/plain"):
                     if mime in out.data:
                         texts.append(out.data[mime])

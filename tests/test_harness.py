@@ -67,3 +67,14 @@ def test_a_malformed_fence_is_reported(tmp_path):
     path = _page(tmp_path, "```{python}\n1\n```\n\n```{python}\n2\n")
     with pytest.raises(AssertionError):
         to_notebook(path)
+
+
+def test_printed_text_is_compared_whole_not_by_flush_chunk(tmp_path):
+    # A loop that prints with pauses reaches the client in several stream messages; how many
+    # depends on timing, so two runs of a deterministic page must still compare equal.
+    page = _page(tmp_path, "```{python}\nimport sys, time\nfor i in range(3):\n    print(i); sys.stdout.flush(); time.sleep(0.3)\n```")
+    run = run_page(page)
+    assert run.error is None, run.error
+    assert run.texts == ["0\n1\n2\n"], run.texts
+    outputs = run.notebook.cells[1].outputs
+    assert len(outputs) >= 2, "the test needs the kernel to send the text in more than one chunk"
