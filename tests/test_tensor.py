@@ -106,10 +106,42 @@ def test_unary_and_shape_ops_match_torch(name, seed):
     _check(f_ours(ours[0]), f_ref(ref[0]), ours, ref, rng, name)
 
 
-def test_permute_matches_torch():
+@pytest.mark.parametrize(
+    "shape, axes",
+    [((2, 3, 4), (2, 0, 1)), ((2, 3, 4), (-1, 0, 1)), ((2, 3, 4), (1, -1, -3)), ((2, 3, 4), (-2, -1, 0)),
+     ((5, 2), (-1, 0)), ((5, 2), (-1, -2)), ((2, 1, 3, 4), (3, -4, 1, -2)), ((3,), (-1,)), ((), ())],
+)
+def test_permute_matches_torch(shape, axes):
+    """Negative axes count from the end; the backward pass must invert the *normalised* permutation."""
     rng = np.random.default_rng(0)
-    ours, ref = _leaves(rng, (2, 3, 4))
-    _check(ours[0].permute(2, 0, 1), ref[0].permute(2, 0, 1), ours, ref, rng, "permute")
+    ours, ref = _leaves(rng, shape)
+    _check(ours[0].permute(axes), ref[0].permute(axes), ours, ref, rng, f"permute{axes} of shape {shape}")
+
+
+@st.composite
+def shape_and_axes(draw):
+    """A shape of distinct-ish sizes and a permutation of its axes, each axis possibly written negatively."""
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple))
+    perm = draw(st.permutations(range(len(shape))))
+    axes = tuple(a - len(shape) if draw(st.booleans()) else a for a in perm)
+    return shape, axes
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=shape_and_axes(), seed=st.integers(0, 10**6))
+def test_permute_with_drawn_axes_matches_torch(case, seed):
+    shape, axes = case
+    rng = np.random.default_rng(seed)
+    ours, ref = _leaves(rng, shape)
+    # Multiply by a fixed array afterwards so each output position gets a distinct weight.
+    _check(ours[0].permute(axes) * 1.5, ref[0].permute(axes) * 1.5, ours, ref, rng, f"permute{axes} of shape {shape}")
+
+
+@pytest.mark.parametrize("axes", [(0, 1), (0, 1, 1), (0, 1, 3), (0, 1, -4), (0, -3, 2)])
+def test_permute_with_bad_axes_names_the_expected_permutation(axes):
+    x = Tensor(np.ones((2, 3, 4)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"permutation of range\(3\)"):
+        x.permute(*axes)
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)),

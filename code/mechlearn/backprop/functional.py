@@ -21,7 +21,7 @@ from mechlearn.backprop.tensor import BACK_FUNCS, Tensor, unbroadcast, wrap_forw
 __all__ = [
     "log", "exp", "tanh", "negative", "add", "subtract", "multiply", "true_divide", "power", "maximum", "relu",
     "matmul", "reshape", "permute", "expand", "sum", "getitem", "argmax", "eq", "tensor", "zeros", "ones",
-    "matmul_back", "sum_back", "getitem_back", "maximum_back",
+    "matmul_back", "sum_back", "getitem_back", "maximum_back", "permute_back",
 ]
 
 
@@ -130,8 +130,33 @@ BACK_FUNCS.add_back_func(np.matmul, 1, lambda g, out, x, y: matmul_back(g, x, y,
 reshape = wrap_forward_fn(np.reshape)
 BACK_FUNCS.add_back_func(np.reshape, 0, lambda g, out, x, new_shape: g.reshape(np.shape(x)))
 
-permute = wrap_forward_fn(np.transpose)
-BACK_FUNCS.add_back_func(np.transpose, 0, lambda g, out, x, axes=None: np.transpose(g, np.argsort(axes) if axes is not None else None))
+def _normalise_axes(axes: Any, ndim: int) -> tuple[int, ...]:
+    """``axes`` as a permutation of ``range(ndim)``, negative axes counted from the end (as torch)."""
+    try:
+        given = tuple(int(a) for a in axes)
+    except TypeError:
+        raise TypeError(f"permute needs a sequence of axes, got {axes!r}") from None
+    normalised = tuple(a % ndim if -ndim <= a < ndim else a for a in given) if ndim else given
+    if sorted(normalised) != list(range(ndim)):
+        raise ValueError(
+            f"permute needs a permutation of range({ndim}) = {tuple(range(ndim))} for a {ndim}-d tensor "
+            f"(negative axes count from the end), got {given}"
+        )
+    return normalised
+
+
+def _permute(x: np.ndarray, axes: Any) -> np.ndarray:
+    return np.transpose(x, _normalise_axes(axes, np.ndim(x)))
+
+
+def permute_back(g: np.ndarray, out: np.ndarray, x: np.ndarray, axes: Any) -> np.ndarray:
+    """Gradient of ``x.permute(axes)``: the inverse permutation ``argsort(axes)`` applied to the gradient."""
+    # argsort inverts a permutation only of non-negative axes: (-1, 0, 1) would sort -1 first.
+    return np.transpose(g, np.argsort(_normalise_axes(axes, x.ndim)))
+
+
+permute = wrap_forward_fn(_permute)
+BACK_FUNCS.add_back_func(_permute, 0, permute_back)
 
 
 def _expand(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
