@@ -10,7 +10,14 @@ no longer produces. This guard closes the gap:
   recorded when it was frozen. If they differ, or none was recorded, delete the page's folder in
   ``_freeze/`` so that Quarto executes the page again.
 * ``post`` (``scripts/post_render.py``, after every render): record the fingerprint of every page
-  that now has frozen output, in ``_freeze-sources.json`` (committed beside ``_freeze/``).
+  that now has frozen output, in ``_freeze-sources.json`` (committed beside ``_freeze/``). The
+  fingerprint recorded is the one ``pre`` computed before the pages executed (kept in
+  ``.freeze-guard-pending.json``), so code edited while a render runs leaves those pages stale
+  rather than recorded as current.
+
+A fingerprint covers the ``mechlearn`` source a page executes, the data shipped beside it (the
+committed checkpoints) and ``requirements.txt`` (the pinned versions): retraining a checkpoint or
+bumping a version re-executes the pages that depend on it.
 
 The guard deletes Quarto's files but never writes inside ``_freeze/``.
 
@@ -27,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD_NAME = "_freeze-sources.json"
+PENDING_NAME = ".freeze-guard-pending.json"
+ENVIRONMENT = ("requirements.txt",)
 
 try:
     from mechlearn.logbook import page_fingerprint
@@ -46,6 +55,11 @@ def frozen_pages(root: Path) -> dict[str, Path]:
     return found
 
 
+def fingerprint(root: Path, page: str) -> str:
+    """The fingerprint of ``page`` as the project stands now."""
+    return page_fingerprint(root / page, root / "code", [root / name for name in ENVIRONMENT])
+
+
 def load_record(root: Path) -> dict[str, str]:
     path = root / RECORD_NAME
     return json.loads(path.read_text()) if path.exists() else {}
@@ -61,13 +75,25 @@ def stale_pages(root: Path) -> dict[str, str]:
             stale[page] = "the page no longer exists"
         elif page not in record:
             stale[page] = "no fingerprint was recorded when it was frozen"
-        elif record[page] != page_fingerprint(source, root / "code"):
-            stale[page] = "mechlearn code it executes changed since it was frozen"
+        elif record[page] != fingerprint(root, page):
+            stale[page] = "the mechlearn code, checkpoints or pinned versions it depends on changed since it was frozen"
     return stale
 
 
+def all_pages(root: Path) -> list[str]:
+    """Every page Quarto renders that could have frozen output (files and folders starting with _ or . are skipped)."""
+    pages = []
+    for path in sorted(root.rglob("*.qmd")):
+        rel = path.relative_to(root)
+        if not any(part.startswith((".", "_")) for part in rel.parts) and rel.parts[0] not in ("reference", "reports"):
+            pages.append(rel.as_posix())
+    return pages
+
+
 def pre(root: Path) -> list[str]:
-    """Drop the frozen output of every stale page; return the pages dropped."""
+    """Drop the frozen output of every stale page; note every page's fingerprint for ``post``; return the pages dropped."""
+    pending = {page: fingerprint(root, page) for page in all_pages(root)}
+    (root / PENDING_NAME).write_text(json.dumps(pending, indent=2, sort_keys=True) + "\n")
     folders = frozen_pages(root)
     dropped = []
     for page, why in stale_pages(root).items():
@@ -78,12 +104,15 @@ def pre(root: Path) -> list[str]:
 
 
 def post(root: Path) -> dict[str, str]:
-    """Record the fingerprint of every page that has frozen output now."""
+    """Record the fingerprint of every page that has frozen output now, as ``pre`` computed it."""
+    pending_file = root / PENDING_NAME
+    pending = json.loads(pending_file.read_text()) if pending_file.exists() else {}
     record = {
-        page: page_fingerprint(root / page, root / "code")
+        page: pending.get(page) or fingerprint(root, page)
         for page in frozen_pages(root)
         if (root / page).exists()
     }
+    pending_file.unlink(missing_ok=True)
     (root / RECORD_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 

@@ -39,6 +39,12 @@ def project(tmp_path):
     (code / "pkg" / "alpha.py").write_text("from mechlearn.pkg.beta import g\n\ndef f():\n    return g()\n")
     (code / "pkg" / "beta.py").write_text("def g():\n    return 1\n")
     (code / "pkg" / "unrelated.py").write_text("x = 1\n")
+    (code / "pkg" / "checkpoints").mkdir()
+    (code / "pkg" / "checkpoints" / "model.json").write_text('{"loss": 1.0}')
+    (code / "other").mkdir()
+    (code / "other" / "__init__.py").write_text("")
+    (code / "other" / "table.json").write_text("[1]")
+    (tmp_path / "requirements.txt").write_text("numpy==2.0.0\n")
     for name in ("day-001-a", "day-002-b"):
         page = tmp_path / "daily" / name / "index.qmd"
         page.parent.mkdir(parents=True)
@@ -88,6 +94,29 @@ def test_a_new_import_on_the_page_counts_even_if_modules_is_not_updated(project)
     freeze_guard.post(project)
     (project / "code" / "mechlearn" / "pkg" / "unrelated.py").write_text("x = 3\n")
     assert freeze_guard.pre(project) == ["daily/day-001-a/index.qmd"]
+
+
+def test_a_retrained_checkpoint_beside_an_imported_module_drops_the_page(project):
+    freeze_guard.post(project)
+    (project / "code" / "mechlearn" / "other" / "table.json").write_text("[2]")  # another package's data
+    assert freeze_guard.pre(project) == []
+    (project / "code" / "mechlearn" / "pkg" / "checkpoints" / "model.json").write_text('{"loss": 0.9}')
+    assert sorted(freeze_guard.pre(project)) == ["daily/day-001-a/index.qmd", "daily/day-002-b/index.qmd"]
+
+
+def test_a_bumped_pin_drops_every_page(project):
+    freeze_guard.post(project)
+    (project / "requirements.txt").write_text("numpy==2.1.0\n")
+    assert sorted(freeze_guard.pre(project)) == ["daily/day-001-a/index.qmd", "daily/day-002-b/index.qmd"]
+
+
+def test_code_edited_during_a_render_leaves_the_page_stale(project):
+    freeze_guard.post(project)
+    assert freeze_guard.pre(project) == []  # the render starts: fingerprints noted before pages execute
+    (project / "code" / "mechlearn" / "pkg" / "beta.py").write_text("def g():\n    return 5\n")  # edited mid-render
+    freeze_guard.post(project)  # the render ends
+    assert not (project / freeze_guard.PENDING_NAME).exists()
+    assert sorted(freeze_guard.pre(project)) == ["daily/day-001-a/index.qmd", "daily/day-002-b/index.qmd"]
 
 
 def test_the_scripts_run_as_quarto_runs_them(project):

@@ -40,6 +40,7 @@ __all__ = [
     "page_imports",
     "module_file",
     "module_closure",
+    "package_data",
     "page_fingerprint",
 ]
 
@@ -288,13 +289,36 @@ def module_closure(names: set[str] | list[str], code_root: str | Path) -> list[P
     return sorted(files)
 
 
-def page_fingerprint(page: str | Path, code_root: str | Path) -> str:
-    """sha256 over every ``mechlearn`` file the page's declared ``modules`` and its imports execute."""
+def package_data(files: list[Path] | set[Path]) -> list[Path]:
+    """The data files shipped beside the given modules: every non-Python file under each module's
+    package folder, except inside subpackages (their own ``__init__.py`` brings their data in)."""
+    found: set[Path] = set()
+    for folder in {f.parent for f in files}:
+        stack = [folder]
+        while stack:
+            current = stack.pop()
+            for entry in current.iterdir():
+                if entry.is_dir():
+                    if entry.name != "__pycache__" and not (entry / "__init__.py").exists():
+                        stack.append(entry)
+                elif entry.suffix not in (".py", ".pyc"):
+                    found.add(entry)
+    return sorted(found)
+
+
+def page_fingerprint(page: str | Path, code_root: str | Path, environment: list[Path] | tuple[Path, ...] = ()) -> str:
+    """sha256 over everything that decides a page's numbers: every ``mechlearn`` file its declared
+    ``modules`` and its imports execute, the data shipped beside them (committed checkpoints), and the
+    ``environment`` files (the pinned versions), so a retrained checkpoint or a version bump counts too."""
     page = Path(page)
     names = set(read_front_matter(page).get("modules") or []) | page_imports(page.read_text(encoding="utf-8"))
     digest = hashlib.sha256()
     code_root = Path(code_root)
-    for file in module_closure(names, code_root):
+    sources = module_closure(names, code_root)
+    for file in [*sources, *package_data(sources)]:
         digest.update(file.relative_to(code_root).as_posix().encode() + b"\0")
         digest.update(file.read_bytes() + b"\0")
+    for file in environment:
+        digest.update(Path(file).name.encode() + b"\0")
+        digest.update((Path(file).read_bytes() if Path(file).exists() else b"(missing)") + b"\0")
     return digest.hexdigest()
