@@ -63,6 +63,57 @@ def test_maxpool2d_matches_torch(kernel, stride, padding):
     assert_close(F.maxpool2d(x, kernel, stride, padding), ref, FLOAT64)
 
 
+def _tied_input(kind, gen, shape=(2, 3, 7, 8)):
+    """Inputs whose windows have several equal maxima, where the choice of gradient route shows."""
+    if kind == "relu integers":  # many zeros, and small integers that repeat within a window
+        return torch.randint(-3, 3, shape, generator=gen).double().relu()
+    if kind == "zeros":
+        return torch.zeros(shape, dtype=torch.float64)
+    return torch.randn(shape, generator=gen, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kind", ["random", "relu integers", "zeros"])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 1, 1), (3, 2, 1), (2, 1, 0), ((2, 3), (1, 2), (1, 1))])
+def test_maxpool2d_gradients_match_torch_even_at_ties(kernel, stride, padding, kind):
+    """torch sends a window's gradient to one maximum (the first in row-major order within the window),
+    and, where windows overlap, adds up the gradients of every window that chose an entry."""
+    gen = torch.Generator().manual_seed(0)
+    x = _tied_input(kind, gen).requires_grad_()
+    xr = x.detach().clone().requires_grad_()
+    ours = F.maxpool2d(x, kernel, stride, padding)
+    ref = torch.nn.functional.max_pool2d(xr, kernel, stride, padding)
+    assert_close(ours, ref, FLOAT64, name="maxpool2d forward")
+    g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    ours.backward(g)
+    ref.backward(g)
+    assert_close(x.grad, xr.grad, FLOAT64,
+                 name=f"maxpool2d d/dx on {kind} inputs (a gradient split among tied maxima fails here)")
+
+
+def test_maxpool2d_sends_a_tied_windows_gradient_to_its_first_maximum():
+    x = torch.zeros(1, 1, 2, 2, dtype=torch.float64, requires_grad=True)
+    F.maxpool2d(x, 2).sum().backward()
+    assert x.grad.flatten().tolist() == [1.0, 0.0, 0.0, 0.0], f"all of it to the first zero, got {x.grad.flatten().tolist()}"
+
+
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 2), c=st.integers(1, 3), o=st.integers(1, 3), w=st.integers(1, 12), k=st.integers(1, 4),
+       stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2), seed=st.integers(0, 1000))
+def test_conv1d_gradients_match_torch(b, c, o, w, k, stride, padding, dilation, seed):
+    assume(w + 2 * padding >= dilation * (k - 1) + 1)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, c, w, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(o, c, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    xr, wr = x.detach().clone().requires_grad_(), weight.detach().clone().requires_grad_()
+    ours = F.conv1d(x, weight, stride, padding, dilation)
+    ref = torch.nn.functional.conv1d(xr, wr, stride=stride, padding=padding, dilation=dilation)
+    g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    ours.backward(g)
+    ref.backward(g)
+    assert_close(x.grad, xr.grad, FLOAT64, name="conv1d d/dx")
+    assert_close(weight.grad, wr.grad, FLOAT64, name="conv1d d/dweight")
+
+
 def test_dtype_mismatch_is_named():
     with pytest.raises(TypeError, match="float64 but the weight is torch.float32"):
         unchecked(F.conv2d)(torch.zeros(1, 1, 3, 3, dtype=torch.float64), torch.zeros(1, 1, 3, 3, dtype=torch.float32))
@@ -161,7 +212,14 @@ def test_resnet_state_dict_loads_into_the_torchvision_layout_and_outputs_match(s
     assert set(ours.state_dict()) == set(ref.state_dict()), "parameter and buffer names should be torchvision's"
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    assert_close(ours(x), ref(x), FLOAT64, name="train-mode logits")
+    out, out_ref = ours(x), ref(x)
+    assert_close(out, out_ref, FLOAT64, name="train-mode logits")
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    out.backward(g)
+    out_ref.backward(g)
+    ref_params = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert_close(p.grad, ref_params[name].grad, FLOAT64, name=f"train-mode gradient of {name}")
     ours.eval(), ref.eval()
     assert_close(ours(x), ref(x), FLOAT64, name="eval-mode logits")
 

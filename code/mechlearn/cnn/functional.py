@@ -106,7 +106,13 @@ def conv2d(x: Float[Tensor, "batch in_channels height width"],
 def maxpool2d(x: Float[Tensor, "batch channels height width"], kernel_size: int | tuple[int, int],
               stride: int | tuple[int, int] | None = None,
               padding: int | tuple[int, int] = 0) -> Float[Tensor, "batch channels out_h out_w"]:
-    """The maximum over each window (stride defaults to the kernel size, padding with −∞, as torch)."""
+    """The maximum over each window (stride defaults to the kernel size, padding with −∞, as torch).
+
+    The gradient of a window's output goes to *one* of its maxima, the first in row-major order
+    within the window (what torch's CPU kernel picks), not split among ties as ``amax`` would.
+    Where windows overlap (stride < kernel) an input that is chosen by several windows receives
+    the sum of their gradients, again as torch.
+    """
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh_, sw_) = _pair(stride if stride is not None else kernel_size, "stride")
     (ph, pw) = _pair(padding, "padding")
@@ -117,7 +123,10 @@ def maxpool2d(x: Float[Tensor, "batch channels height width"], kernel_size: int 
     h_out, w_out = output_size(h, kh, sh_), output_size(w, kw, sw_)
     sb, sc, sh, sw = x.stride()
     windows = x.as_strided((b, c, h_out, w_out, kh, kw), (sb, sc, sh * sh_, sw * sw_, sh, sw))
-    return windows.amax(dim=(-2, -1))
+    flat = windows.reshape(b, c, h_out, w_out, kh * kw)  # row-major within each window, as torch scans it
+    # argmax returns the first maximum; gather sends the gradient to that entry only.
+    first_max = flat.detach().argmax(dim=-1, keepdim=True)
+    return flat.gather(-1, first_max).squeeze(-1)
 
 
 def fractional_stride_2d(x: Float[Tensor, "batch channels height width"], stride: int) -> Float[Tensor, "batch channels h2 w2"]:
