@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, record_page_time
+from mechlearn.logbook import read_front_matter
 from pagerun import PAGE_LIMIT_S, is_executable, run_page
 
 SKIP_DIRS = {"_site", "_freeze", "_templates", ".quarto", ".venv", "reports", "reference", "node_modules"}
@@ -44,6 +45,10 @@ def test_page_executes_offline_within_limit_and_repeats(page):
         pytest.fail(f"{_id(page)} failed:\n{first.error}", pytrace=False)
     assert first.seconds <= PAGE_LIMIT_S, f"{_id(page)} took {first.seconds:.1f} s, over the {PAGE_LIMIT_S:.0f} s limit"
     failed = [t for t in first.texts if "❌" in t]
+    if failed and read_front_matter(page).get("draft") is True:
+        # A scaffolded day starts with a placeholder check that fails until the author writes the real one;
+        # a draft is not published, so it is reported here rather than failing the suite.
+        pytest.skip(f"{_id(page)} is a draft whose reference check still fails (❌): write the real check before removing `draft`")
     assert not failed, f"{_id(page)}: a reference check shown on the page failed:\n{failed[0][:800]}"
     second = run_page(page)
     record_page_time(_id(page), second.seconds, second.n_cells, "error" if second.error else "ok", run=2)

@@ -39,6 +39,8 @@ def test_the_scaffolded_page_executes(project):
     path = new_day.scaffold(project, 52, "notes")
     run = run_page(path)
     assert run.error is None, run.error
+    # Its placeholder check fails until the author writes a real one, so a forgotten placeholder shows.
+    assert any("❌" in t and "replace me" in t for t in run.texts), run.texts
 
 
 def test_refuses_to_overwrite_and_checks_its_arguments(project):
