@@ -65,19 +65,60 @@ def test_parameters_match_torch_after_60_steps(name):
     assert moved > 1e-3, "the optimiser barely moved the parameters: the comparison would prove nothing"
 
 
-@pytest.mark.parametrize("ours_cls, torch_cls", [(optim.SGD, torch.optim.SGD), (optim.Adam, torch.optim.Adam), (optim.AdamW, torch.optim.AdamW)])
+def _assert_moved(model, what, at_least=1e-3):
+    """The comparison proves something only if training changed the parameters."""
+    for (pname, p), p0 in zip(model.named_parameters(), _model().parameters()):
+        moved = (p - p0).abs().max().item()
+        assert moved > at_least, f"{what}: {pname} moved by only {moved:.3g}, so agreeing with torch would prove nothing"
+
+
+@pytest.mark.parametrize("ours_cls, torch_cls", [(optim.SGD, torch.optim.SGD), (optim.RMSprop, torch.optim.RMSprop),
+                                                 (optim.Adam, torch.optim.Adam), (optim.AdamW, torch.optim.AdamW)])
 def test_parameter_groups_match_torch(ours_cls, torch_cls):
     def groups(model):
         weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
         biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
-        extra = {"momentum": 0.9} if ours_cls is optim.SGD else {"weight_decay": 0.1}
+        extra = {"momentum": 0.9} if ours_cls in (optim.SGD, optim.RMSprop) else {"weight_decay": 0.1}
         return [{"params": weights, **extra}, {"params": biases, "lr": 0.003}]
 
     a, b = _model(), _model()
     _train(a, ours_cls(groups(a), lr=0.02))
     _train(b, torch_cls(groups(b), lr=0.02))
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert_close(pa.detach(), pb.detach(), OPTIM_FLOAT64)
+    for (pname, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert_close(pa.detach(), pb.detach(), OPTIM_FLOAT64, name=f"{ours_cls.__name__} with parameter groups: {pname}")
+    _assert_moved(a, f"{ours_cls.__name__} with parameter groups")
+
+
+SCHEDULED = {
+    "SGD momentum + StepLR": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9),
+                              optim.StepLR, torch.optim.lr_scheduler.StepLR, dict(step_size=15, gamma=0.5)),
+    "Adam + CosineAnnealingLR": (optim.Adam, torch.optim.Adam, dict(lr=0.02),
+                                 optim.CosineAnnealingLR, torch.optim.lr_scheduler.CosineAnnealingLR, dict(T_max=40, eta_min=0.001)),
+    "AdamW + LinearLR": (optim.AdamW, torch.optim.AdamW, dict(lr=0.02, weight_decay=0.1),
+                         optim.LinearLR, torch.optim.lr_scheduler.LinearLR, dict(start_factor=0.1, total_iters=20)),
+    "RMSprop + LambdaLR warmup_cosine": (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, momentum=0.5),
+                                         optim.LambdaLR, torch.optim.lr_scheduler.LambdaLR,
+                                         dict(lr_lambda=optim.warmup_cosine(10, 60, 0.1))),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULED))
+def test_optimiser_with_schedule_matches_torch_after_60_steps(name):
+    """The schedule changes ``group["lr"]`` between steps; the optimiser must read it afresh every step."""
+    ours_cls, torch_cls, kwargs, ours_sched, torch_sched, sched_kwargs = SCHEDULED[name]
+    a, b = _model(), _model()
+    opt_a, opt_b = ours_cls(a.parameters(), **kwargs), torch_cls(b.parameters(), **kwargs)
+    _train(a, opt_a, scheduler=ours_sched(opt_a, **sched_kwargs))
+    _train(b, opt_b, scheduler=torch_sched(opt_b, **sched_kwargs))
+    assert_close(opt_a.param_groups[0]["lr"], opt_b.param_groups[0]["lr"], FLOAT64, name=f"{name}: learning rate after 60 steps")
+    for (pname, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert_close(pa.detach(), pb.detach(), OPTIM_FLOAT64, name=f"{name}: {pname}")
+    _assert_moved(a, name)
+    # And the schedule mattered: without it the parameters end elsewhere.
+    c = _model()
+    _train(c, ours_cls(c.parameters(), **kwargs))
+    gap = max((pa - pc).abs().max().item() for pa, pc in zip(a.parameters(), c.parameters()))
+    assert gap > 1e-4, f"{name}: training with and without the schedule ended {gap:.3g} apart; the schedule had no effect"
 
 
 def _lrs(scheduler_cls, torch_scheduler_cls, kwargs, steps=40):
