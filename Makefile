@@ -25,8 +25,14 @@ PYTEST_ARGS ?= -n 2
 
 .PHONY: setup test preview site day bench quarto reference clean
 
+# PyPI's Linux wheel of torch is the multi-GB CUDA build; PyTorch's CPU index has the CPU build of the
+# same release. Install the pinned torch from there first (if that index cannot be reached, pip says
+# so and takes the pinned release from PyPI), then everything else.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --retries 1 --extra-index-url $(TORCH_INDEX) "$$(grep -E '^torch==' requirements.txt)"
 	$(PY) -m pip install -r requirements.txt -e .
 	touch $@
 

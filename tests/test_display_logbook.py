@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import inspect
 
 import matplotlib
@@ -65,6 +67,10 @@ def test_progress_grid_has_100_cells_and_links_only_published_days():
     assert html.count("done") == len(days) and html.count("todo") == 100 - len(days)
     for d in days:
         assert f'href="{d["path"].removesuffix("index.qmd")}"' in html
+    assert html.count('role="listitem"') == 100, "every cell of the role=list grid should be a listitem"
+    # Every link points at a folder that holds the page (the built site serves it as index.html).
+    for href in re.findall(r'href="([^"]+)"', html):
+        assert (ROOT / href / "index.qmd").is_file(), f"the grid links {href}, which has no page"
     assert f"{len(days)} of 100 days published" in html
 
 

@@ -25,6 +25,40 @@ def test_every_requirement_is_pinned_and_torch_is_the_pinned_release():
     assert torch.__version__.split("+")[0] == _pins()["torch"] == "2.13.0"
 
 
+def test_the_issue_s_pins_are_present():
+    pins = _pins()
+    for name in ("numpy", "matplotlib", "plotly", "jupyter", "nbclient", "jupytext", "quartodoc"):
+        assert name in pins, f"requirements.txt should pin {name}"
+    assert pins["transformer-lens"].split(".")[0] == "4", "Part II needs TransformerLens 4.x (TransformerBridge.boot_native)"
+
+
+def test_setup_installs_the_cpu_build_of_torch_first():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "TORCH_INDEX ?= https://download.pytorch.org/whl/cpu" in makefile
+    torch_line = next(i for i, l in enumerate(makefile.splitlines()) if "$(TORCH_INDEX)" in l and "pip install" in l)
+    rest_line = next(i for i, l in enumerate(makefile.splitlines()) if "pip install -r requirements.txt" in l)
+    assert torch_line < rest_line, "torch must come from the CPU index before requirements.txt pulls PyPI's CUDA build"
+    assert "https://download.pytorch.org/whl/cpu" in (ROOT / "environment.yml").read_text()
+
+
+def test_the_publish_workflow_has_least_privilege():
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text())
+    assert flow["permissions"] == {"contents": "read"}, "workflow-level permissions should only read the repository"
+    assert flow["concurrency"]["group"] == "pages"
+    build, deploy = flow["jobs"]["build"], flow["jobs"]["deploy"]
+    assert "permissions" not in build, "the build job runs the project's code: it should not be able to write to Pages"
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    uses = [step.get("uses", "") for job in (build, deploy) for step in job["steps"]]
+    assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
+    assert any(u.startswith("actions/deploy-pages@") for u in uses)
+    assert any(u.startswith("quarto-dev/quarto-actions/setup@") for u in uses)
+    test_flow = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    assert test_flow["permissions"] == {"contents": "read"}
+
+
 def test_environment_yml_and_workflows_read_the_same_pins():
     assert "-r requirements.txt" in (ROOT / "environment.yml").read_text()
     for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):

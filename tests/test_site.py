@@ -30,7 +30,7 @@ TOP_KEYS = {"project", "website", "format", "execute", "quartodoc", "metadata-fi
 WEBSITE_KEYS = {
     "title", "description", "site-url", "repo-url", "repo-subdir", "repo-branch", "repo-actions", "issue-url",
     "open-graph", "twitter-card", "search", "page-navigation", "navbar", "sidebar", "page-footer", "favicon",
-    "bread-crumbs", "back-to-top-navigation", "image", "draft-mode", "announcement", "reader-mode", "other-links",
+    "bread-crumbs", "back-to-top-navigation", "image", "draft-mode", "announcement", "reader-mode",
 }
 HTML_KEYS = {
     "theme", "toc", "toc-depth", "toc-location", "toc-title", "code-copy", "code-tools", "code-fold", "code-overflow",
@@ -242,3 +242,24 @@ def test_quartodoc_builds_the_api_reference(tmp_path):
         for name in section["contents"]:
             assert (ref / f"{name}.qmd").is_file(), f"quartodoc wrote no page for {name}"
     assert "Value" in (ref / "backprop.value.Value.qmd").read_text()
+
+
+def test_pages_import_only_the_public_api():
+    """A page writes `from mechlearn.x import y` only where `y` is in `mechlearn.x.__all__` (or is a submodule)."""
+    import ast
+    import importlib
+    import importlib.util
+
+    problems = []
+    for path in all_pages():
+        for cell in logbook.python_cells(path.read_text(encoding="utf-8")):
+            for node in ast.walk(ast.parse("\n".join(l for l in cell.splitlines() if not l.lstrip().startswith(("%", "!"))))):
+                if not (isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mechlearn"):
+                    continue
+                module = importlib.import_module(node.module)
+                public = set(getattr(module, "__all__", ()))
+                for alias in node.names:
+                    is_submodule = importlib.util.find_spec(f"{node.module}.{alias.name}") is not None if hasattr(module, "__path__") else False
+                    if alias.name not in public and not is_submodule:
+                        problems.append(f"{path.relative_to(ROOT)}: `from {node.module} import {alias.name}` is not in {node.module}.__all__")
+    assert not problems, "\n".join(problems)

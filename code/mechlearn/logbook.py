@@ -185,15 +185,15 @@ def progress_grid_html(plan: list[dict[str, Any]], days: list[dict[str, Any]], h
         if n in published:
             page = published[n]
             tip = html.escape(f"Day {n}: {page['title']} ({part}, ARENA {page['arena']})", quote=True)
-            cells.append(f'<a class="{cls} done" href="{_page_href(page, href_prefix)}" title="{tip}">{n}</a>')
+            cells.append(f'<a class="{cls} done" role="listitem" href="{_page_href(page, href_prefix)}" title="{tip}" aria-label="{tip}">{n}</a>')
         else:
             tip = html.escape(f"Day {n} (planned): {entry['title']} ({part})", quote=True)
-            cells.append(f'<span class="{cls} todo" title="{tip}">{n}</span>')
+            cells.append(f'<span class="{cls} todo" role="listitem" title="{tip}" aria-label="{tip}">{n}</span>')
     legend = "".join(f'<span class="legend-item"><span class="swatch part-{c}"></span>{html.escape(p)}</span>' for p, c in PARTS.items())
     done = len(published)
     return (
         f'<div class="progress-summary">{done} of {len(plan)} days published</div>'
-        f'<div class="progress-grid" role="list">{"".join(cells)}</div>'
+        f'<div class="progress-grid" role="list" aria-label="The 100 days">{"".join(cells)}</div>'
         f'<div class="progress-legend">{legend}</div>'
     )
 
