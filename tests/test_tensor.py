@@ -80,6 +80,7 @@ def test_unbroadcast_matches_torch_sum_to_size(pair):
 UNARY = {
     "log": (lambda x: x.log(), torch.log, True),
     "exp": (lambda x: x.exp(), torch.exp, False),
+    "tanh": (lambda x: x.tanh(), torch.tanh, False),
     "neg": (lambda x: -x, torch.neg, False),
     "relu": (lambda x: x.relu(), torch.relu, False),
     "square": (lambda x: x**2, lambda x: x**2, False),
@@ -199,6 +200,170 @@ def test_random_programs_match_torch(program, seed):
         expected = b.grad if b.grad is not None else torch.zeros(3, 3, dtype=torch.float64)
         got = a.grad.array if a.grad is not None else np.zeros((3, 3))
         assert_close(got, expected, FLOAT64, name=f"program {program}: gradient of leaf {i}")
+
+
+# --- random programs over random shapes --------------------------------------------------------------
+# Each step applies one operation to earlier values (leaves or intermediates, reused freely), chosen
+# so the shapes fit; the same program then runs on our tensors and on torch's.
+
+SHAPE_OPS = ["add", "sub", "mul", "div_pos", "maximum", "tanh", "relu", "log_pos", "pow_pos", "square", "getitem",
+             "permute", "expand", "matmul", "sum", "reshape_flat"]
+MAX_NDIM = 4
+
+
+def _apply(op, args, params, lib):
+    """One program step on our Tensors (``lib == "ours"``) or torch tensors: every op reads the same on both."""
+    x = args[0]
+    y = args[1] if len(args) > 1 else None
+    if op == "add":
+        return x + y
+    if op == "sub":
+        return x - y
+    if op == "mul":
+        return x * y
+    if op == "div_pos":
+        return x / (y * y + 1.0)
+    if op == "maximum":
+        return F.maximum(x, y) if lib == "ours" else torch.maximum(x, y)
+    if op == "tanh":
+        return x.tanh()
+    if op == "relu":
+        return x.relu()
+    if op == "log_pos":
+        return (x * x + 0.5).log()
+    if op == "pow_pos":
+        return (x * x + 0.5) ** params
+    if op == "square":
+        return x**2
+    if op == "getitem":
+        kind, value = params
+        if kind == "array":
+            return x[np.array(value)] if lib == "ours" else x[torch.tensor(value)]
+        return x[value]
+    if op == "permute":
+        return x.permute(params)
+    if op == "expand":
+        return x.expand(*params)
+    if op == "matmul":
+        return (x @ y) * 0.5
+    if op == "sum":
+        dims, keepdim = params
+        return x.sum() if dims is None else x.sum(dims, keepdim=keepdim)
+    if op == "reshape_flat":
+        return x.reshape(-1)
+    raise AssertionError(f"unknown op {op}")
+
+
+def _fits(op, a, b):
+    """Whether binary ``op`` accepts operands of shapes ``a`` and ``b`` (and stays small)."""
+    try:
+        shape = np.matmul(np.ones(a), np.ones(b)).shape if op == "matmul" else np.broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return len(shape) <= MAX_NDIM
+
+
+@st.composite
+def shaped_program(draw):
+    """Leaf shapes and a program whose every step fits the shapes it is given."""
+    base = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    partner = tuple(1 if draw(st.booleans()) else s for s in base[draw(st.integers(0, len(base) - 1)):])
+    matrix = (base[-1], draw(st.integers(1, 4)))  # so base @ matrix is always possible
+    shapes = [base, partner, matrix]
+    program = []
+    for op in draw(st.lists(st.sampled_from(SHAPE_OPS), min_size=1, max_size=8)):
+        i = draw(st.integers(0, len(shapes) - 1))
+        x = shapes[i]
+        args, params = [i], None
+        if op in ("add", "sub", "mul", "div_pos", "maximum", "matmul"):
+            partners = [j for j, s in enumerate(shapes) if _fits(op, x, s)]
+            if not partners:
+                op = "tanh"
+            else:
+                args.append(draw(st.sampled_from(partners)))
+        if op == "pow_pos":
+            params = draw(st.sampled_from([-1.0, 0.5, 1.5, 2.0, 3.0]))
+        elif op == "getitem":
+            if not x:
+                op = "tanh"
+            else:
+                kind = draw(st.sampled_from(["int", "slice", "array"]))
+                n = x[0]
+                if kind == "int":
+                    params = ("int", draw(st.integers(-n, n - 1)))
+                elif kind == "slice":
+                    params = ("slice", slice(draw(st.integers(0, n - 1)), None, draw(st.integers(1, 2))))
+                else:  # repeated indices: the backward pass must add, not overwrite
+                    params = ("array", draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=4)))
+        elif op == "permute":
+            perm = draw(st.permutations(range(len(x))))
+            params = tuple(a - len(x) if draw(st.booleans()) else a for a in perm)
+        elif op == "expand":
+            if len(x) >= MAX_NDIM:
+                op = "tanh"
+            else:  # a new leading axis, and stretch some size-1 axes (-1 keeps a size, as torch)
+                params = (draw(st.integers(1, 3)), *(draw(st.integers(2, 3)) if s == 1 and draw(st.booleans()) else -1 for s in x))
+        elif op == "sum":
+            if not x or draw(st.booleans()):
+                params = (None, False)
+            else:
+                axes = draw(st.lists(st.integers(0, len(x) - 1), min_size=1, max_size=len(x), unique=True))
+                params = (tuple(a - len(x) if draw(st.booleans()) else a for a in axes), draw(st.booleans()))
+        program.append((op, tuple(args), params))
+        # torch works out the shape (our functions, type-checked by beartype, would draw from `random` here)
+        out = _apply(op, [torch.ones(shapes[j], dtype=torch.float64) for j in args], params, "torch")
+        shapes.append(tuple(out.shape))
+    return shapes[:3], program
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=shaped_program(), seed=st.integers(0, 10**6))
+def test_random_programs_over_random_shapes_match_torch(case, seed):
+    """Broadcasting, matmul across ranks, indexing, permutes, expands, sums over axes, log, tanh and powers,
+    composed at random; every leaf gradient must equal torch's to FLOAT64."""
+    leaf_shapes, program = case
+    rng = np.random.default_rng(seed)
+    ours, ref = _leaves(rng, *leaf_shapes)
+
+    def run(values, lib):
+        vals = list(values)
+        for op, args, params in program:
+            vals.append(_apply(op, [vals[j] for j in args], params, lib))
+        return vals[3:]
+
+    outs_ours, outs_ref = run(ours, "ours"), run(ref, "torch")
+    # Random weights on every intermediate, so a gradient routed to the wrong entry shows
+    # (an all-ones upstream gradient would hide, say, a wrong inverse permutation).
+    weights = [rng.normal(size=o.shape) for o in outs_ours]
+    loss_ours = sum(((o * w).sum() for o, w in zip(outs_ours, weights)), start=Tensor(np.array(0.0)))
+    loss_ref = sum((o * torch.tensor(w)).sum() for o, w in zip(outs_ref, weights))
+    what = f"program {program} on leaves {leaf_shapes}"
+    for k, (a, b) in enumerate(zip(outs_ours, outs_ref)):
+        assert_close(a.array, b.detach().numpy(), FLOAT64, name=f"{what}: value of step {k}")
+    loss_ours.backward()
+    loss_ref.backward()
+    for i, (a, b) in enumerate(zip(ours, ref)):
+        got = a.grad.array if a.grad is not None else np.zeros(a.shape)
+        expected = b.grad if b.grad is not None else np.zeros(b.shape)
+        assert_close(got, expected, FLOAT64, name=f"{what}: gradient of leaf {i}")
+
+
+def test_zero_d_intermediates_used_twice_keep_array_gradients():
+    """NumPy returns scalars, not 0-d arrays, from 0-d arithmetic; the engine must keep arrays for the back functions."""
+    rng = np.random.default_rng(4)
+    ours, ref = _leaves(rng, (3, 2))
+    s_ours, s_ref = ours[0].sum().tanh(), ref[0].sum().tanh()
+    _check((s_ours * s_ours + s_ours).sum(), (s_ref * s_ref + s_ref).sum(), ours, ref, rng, "a shared 0-d intermediate")
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 20.0])
+def test_tanh_backward_matches_torch(scale):
+    """d tanh x = (1 − tanh² x) dx, computed from the saved output; at |x| = 20 it underflows to 0 like torch's."""
+    rng = np.random.default_rng(3)
+    ours, ref = _leaves(rng, (4, 5))
+    for t in (ours[0].array, ref[0].data):
+        t *= scale
+    _check(ours[0].tanh(), ref[0].tanh(), ours, ref, rng, f"tanh of inputs of scale {scale}")
 
 
 def test_gradients_match_finite_differences():

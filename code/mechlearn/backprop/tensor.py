@@ -247,13 +247,14 @@ def backprop(end_node: Tensor, end_grad: "np.ndarray | Tensor | None" = None) ->
         recipe = node.recipe
         for position, parent in recipe.parents.items():
             back_fn = BACK_FUNCS.get_back_func(recipe.func, position)
-            in_grad = back_fn(grad, node.array, *recipe.args, **recipe.kwargs)
+            # NumPy turns 0-d results into scalars; keep gradients arrays so back functions see one type.
+            in_grad = np.asarray(back_fn(grad, node.array, *recipe.args, **recipe.kwargs))
             if np.shape(in_grad) != parent.shape:
                 raise RuntimeError(
                     f"backward function {back_fn.__name__} returned shape {np.shape(in_grad)} for an input of shape "
                     f"{parent.shape}: a missing unbroadcast?"
                 )
-            grads[id(parent)] = grads[id(parent)] + in_grad if id(parent) in grads else in_grad
+            grads[id(parent)] = np.asarray(grads[id(parent)] + in_grad) if id(parent) in grads else in_grad
 
 
 def wrap_forward_fn(numpy_func: Callable[..., Any], is_differentiable: bool = True) -> Callable[..., Tensor]:
