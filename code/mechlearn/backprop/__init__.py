@@ -20,7 +20,7 @@ from mechlearn.backprop.softmax import (
     softmax_backward,
     softmax_naive,
 )
-from mechlearn.backprop.tensor import Tensor, no_grad, topological_sort, unbroadcast
+from mechlearn.backprop.tensor import Recipe, Tensor, backprop, no_grad, topological_sort, unbroadcast, wrap_forward_fn
 from mechlearn.backprop.value import Value, topological_order
 
 __all__ = [
@@ -38,6 +38,9 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_backward",
     "Tensor",
+    "Recipe",
+    "backprop",
+    "wrap_forward_fn",
     "no_grad",
     "topological_sort",
     "unbroadcast",
