@@ -60,4 +60,6 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    run()
+    import common
+
+    raise SystemExit(common.main([run], description=__doc__))

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).parent / "results"
+"""Where the committed results live (the site's benchmarks page reads them)."""
+OUT_DIR = RESULTS
+"""Where `save` writes: `RESULTS`, or another folder given with ``--out`` (``--quick`` never writes `RESULTS`)."""
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int = 7, min_time: float = 0.05) -> float:
@@ -55,9 +58,22 @@ def machine() -> dict[str, Any]:
 
 
 def save(
-    name: str, title: str, description: str, columns: list[str], rows: list[dict[str, Any]], script: str
+    name: str,
+    title: str,
+    description: str,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    script: str,
+    target: str | None = None,
+    met: bool | None = None,
 ) -> dict[str, Any]:
-    """Write ``results/<name>.json`` and print the rows as a table; return the result."""
+    """Write ``<OUT_DIR>/<name>.json`` and print the rows as a table; return the result.
+
+    ``target`` states the goal this benchmark is held to (from the project's issues) and ``met``
+    whether this run reaches it; the benchmarks page shows both.
+    """
+    if (target is None) != (met is None):
+        raise ValueError("give both `target` and `met`, or neither")
     result = {
         "name": name,
         "title": title,
@@ -68,14 +84,36 @@ def save(
         "columns": columns,
         "rows": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if target is not None:
+        result["target"], result["met"] = target, bool(met)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{title}\n")
     widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
         print("  ".join(_fmt(r[c]).ljust(w) for c, w in zip(columns, widths)))
     return result
+
+
+def main(runs: list[Callable[[bool], Any]], argv: list[str] | None = None, description: str = "") -> int:
+    """The command line of every benchmark script: one torch thread, ``--quick``, ``--out DIR``."""
+    import argparse
+
+    import torch
+
+    global OUT_DIR
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer sizes, for a smoke test; writes to results-quick/ unless --out")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON results (default: results/)")
+    args = parser.parse_args(argv)
+    OUT_DIR = args.out or (RESULTS.parent / "results-quick" if args.quick else RESULTS)
+    # An entry point, not library code: setting the thread count is ours to do here. One thread for
+    # ours and the reference alike, so a ratio compares implementations, not thread counts.
+    torch.set_num_threads(1)
+    for run in runs:
+        run(args.quick)
+    return 0
 
 
 def _fmt(v: Any) -> str:

@@ -1,12 +1,13 @@
 """Run every benchmark (``bench_*.py``) and write ``results/*.json`` for the site's benchmarks page.
 
-Usage: ``python benchmarks/run.py [--quick]``. Each benchmark process uses one torch thread, the
-same as the reference, so that the ratio compares implementations, not thread counts.
+Usage: ``python benchmarks/run.py [--quick] [--out DIR]``. Each benchmark uses one torch thread,
+the same as its reference, so that a ratio compares implementations, not thread counts.
+``--quick`` runs fewer sizes as a smoke test and writes to ``results-quick/``, never over the
+committed results.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from pathlib import Path
@@ -15,16 +16,11 @@ HERE = Path(__file__).parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)  # an entry point, not library code: here setting it is ours to do
     sys.path.insert(0, str(HERE))
-    for path in sorted(HERE.glob("bench_*.py")):
-        importlib.import_module(path.stem).run(quick=args.quick)
-    return 0
+    import common
+
+    runs = [importlib.import_module(path.stem).run for path in sorted(HERE.glob("bench_*.py"))]
+    return common.main(runs, argv, description=__doc__)
 
 
 if __name__ == "__main__":
