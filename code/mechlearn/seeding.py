@@ -35,8 +35,9 @@ def set_seed(seed: int) -> np.random.Generator:
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
-    # Seed torch only if it is installed, and only import it when it is already in use or
-    # cheap to find: importing torch costs a second or two and is not needed by every page.
+    # Seed torch whenever it is installed, even if nothing has imported it yet: a page may import
+    # it after calling set_seed, and its draws must still be reproducible. (The import costs a
+    # second or two the first time; a NumPy-only page without torch installed skips it.)
     torch = sys.modules.get("torch")
     if torch is None:
         try:
