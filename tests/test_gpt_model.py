@@ -251,6 +251,32 @@ def test_kv_cache_logits_equal_the_uncached_forward():
         model(t[:1, :1], cache=_filled_cache(model, batch=3))
 
 
+def test_reused_fused_qkv_gives_the_same_logits_and_never_a_stale_or_gradient_free_weight():
+    """Generation builds each layer's fused QKV weight once (`GPT.reuse_fused_qkv`); that must change nothing."""
+    model = small_model(torch.float64)
+    t = tokens(pos=6)
+    plain = model(t)
+    with torch.no_grad(), model.reuse_fused_qkv():
+        assert_close(model(t), plain, EXACT, name="logits with the fused weight reused")
+        # An in-place edit of a weight (here through load_state_dict's copy_) must not leave a stale matrix.
+        edited = {k: v * 1.5 if k.endswith("attn.W_V") else v for k, v in model.state_dict().items()}
+        model.load_state_dict(edited)
+        inside = model(t)
+    assert model.blocks[0].attn._frozen_qkv is None, "the fused weight outlived its block"
+    assert_close(inside, model(t), EXACT, name="logits after editing W_V inside the block")
+    assert (inside - plain).abs().max() > 1e-3, "the edit should have changed the logits"
+    # With gradients on, the block must not hand out a detached weight: W_Q still gets its gradient.
+    with model.reuse_fused_qkv():
+        model(t).sum().backward()
+    inside_grad = model.blocks[0].attn.W_Q.grad.clone()
+    model.zero_grad()
+    model(t).sum().backward()
+    assert_close(inside_grad, model.blocks[0].attn.W_Q.grad, EXACT, name="W_Q gradient inside the block")
+    with pytest.raises(RuntimeError, match="boom"), model.reuse_fused_qkv():
+        raise RuntimeError("boom")
+    assert all(b.attn._frozen_qkv is None for b in model.blocks), "an exception left a fused weight behind"
+
+
 def _filled_cache(model, batch):
     cache = KVCache(model.cfg.n_layers)
     model(tokens(batch=batch, pos=2), cache=cache)

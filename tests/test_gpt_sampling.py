@@ -75,6 +75,17 @@ def test_temperature_zero_is_greedy_and_frequency_penalty_subtracts_counts():
     assert_close(probs[0], target(shifted), FLOAT64, name="frequency penalty")
 
 
+def test_greedy_shortcut_picks_the_token_sampling_probs_puts_its_mass_on():
+    """Greedy without a penalty skips `sampling_probs`; it must pick the same token, ties included."""
+    logits = torch.randn(64, 11, generator=torch.Generator().manual_seed(3))
+    logits[:8, 4] = logits[:8, 7] = logits[:8].max() + 1.0  # ties go to the lower id
+    for x in (logits, logits.double()):
+        assert torch.equal(sample_next(x, temperature=0.0), sampling_probs(x, temperature=0.0).argmax(dim=-1))
+    previous = torch.randint(0, 11, (64, 5), generator=torch.Generator().manual_seed(4))
+    penalised = sample_next(logits, temperature=0.0, frequency_penalty=2.0, previous=previous)
+    assert torch.equal(penalised, sampling_probs(logits, 0.0, frequency_penalty=2.0, previous=previous).argmax(dim=-1))
+
+
 def tiny_model(seed=0, d_vocab=5) -> GPT:
     torch.manual_seed(seed)
     model = GPT(GPTConfig(d_vocab=d_vocab, n_ctx=12, d_model=16, n_layers=2, n_heads=2, init_range=0.5)).double()

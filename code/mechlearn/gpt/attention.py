@@ -21,6 +21,8 @@ Follows ARENA 1.1 ("Transformer from scratch", attention) and Vaswani et al. (20
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from jaxtyping import Float
@@ -54,6 +56,36 @@ class Attention(nn.Module):
             nn.init.normal_(w, std=cfg.init_range)
         self.hook_q, self.hook_k, self.hook_v = HookPoint(), HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern, self.hook_z = HookPoint(), HookPoint(), HookPoint()
+        self._frozen_qkv: tuple[tuple[tuple[int, int], ...], Tensor, Tensor] | None = None
+
+    def fused_qkv(self) -> tuple[Float[Tensor, "d_model three_heads_d_head"], Float[Tensor, " three_heads_d_head"]]:
+        """``W_Q, W_K, W_V`` as one ``(d_model, 3·n_heads·d_head)`` matrix and ``b_Q, b_K, b_V`` as one vector."""
+        W = torch.stack([self.W_Q, self.W_K, self.W_V]).permute(2, 0, 1, 3).reshape(self.cfg.d_model, -1)
+        b = torch.stack([self.b_Q, self.b_K, self.b_V]).flatten()
+        return W, b
+
+    def _qkv_key(self) -> tuple[tuple[int, int], ...]:
+        # Which tensors, at which in-place version: a new Parameter or an in-place edit (copy_,
+        # load_state_dict) changes it. Edits through `.data` bump no counter, which is why the fused
+        # weight is only kept for the length of a `reuse_fused_qkv` block, never across calls.
+        params = self._parameters
+        return tuple((id(params[n]), params[n]._version) for n in ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V"))
+
+    @contextmanager
+    def reuse_fused_qkv(self) -> Iterator[None]:
+        """Inside this block, with gradients off, build the fused QKV weight once instead of on every call.
+
+        Token-by-token generation calls attention hundreds of times with the same weights; rebuilding
+        the fused matrix each time is a large share of a cached step. With gradients on (training),
+        `forward` always rebuilds it, so gradients reach ``W_Q``, ``W_K``, ``W_V`` as usual.
+        """
+        with torch.no_grad():
+            W, b = self.fused_qkv()
+        self._frozen_qkv = (self._qkv_key(), W, b)
+        try:
+            yield
+        finally:
+            self._frozen_qkv = None
 
     def forward(
         self,
@@ -68,8 +100,11 @@ class Attention(nn.Module):
         """
         # One matrix product computes all three maps for all heads: (b·p, d) @ (d, 3·h·e).
         batch, pos, d = x.shape
-        W = torch.stack([self.W_Q, self.W_K, self.W_V]).permute(2, 0, 1, 3).reshape(d, -1)
-        b = torch.stack([self.b_Q, self.b_K, self.b_V]).flatten()
+        frozen = self._frozen_qkv
+        if frozen is not None and not torch.is_grad_enabled() and frozen[0] == self._qkv_key():
+            W, b = frozen[1], frozen[2]
+        else:
+            W, b = self.fused_qkv()
         qkv = torch.addmm(b, x.reshape(-1, d), W).view(batch, pos, 3, self.cfg.n_heads, self.cfg.d_head)
         # Hooks see TransformerLens's (b, p, h, e); the products below want (b, h, p, e).
         q, k, v = (hook(t).transpose(1, 2) for hook, t in zip((self.hook_q, self.hook_k, self.hook_v), qkv.unbind(2)))

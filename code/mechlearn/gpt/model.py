@@ -22,6 +22,8 @@ Follows ARENA 1.1 ("Transformer from scratch"); GPT-2 (Radford et al., 2019); na
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +188,7 @@ class GPT(HookedRootModule):
                 f"sequence of length {tokens.shape[1]}{where} is longer than n_ctx={self.cfg.n_ctx}: "
                 "the model has no positional embedding beyond n_ctx"
             )
-        lo, hi = int(tokens.min()), int(tokens.max())
+        lo, hi = (int(v) for v in torch.aminmax(tokens))
         if lo < 0 or hi >= self.cfg.d_vocab:
             bad = lo if lo < 0 else hi
             raise ValueError(f"token id {bad} is out of range: ids should lie in [0, d_vocab={self.cfg.d_vocab})")
@@ -204,6 +206,17 @@ class GPT(HookedRootModule):
             if cache is not None:
                 cache.set(i, kv)
         return self.unembed(self.ln_final(resid))
+
+    @contextmanager
+    def reuse_fused_qkv(self) -> Iterator[None]:
+        """Inside this block, with gradients off, every attention layer builds its fused QKV weight once.
+
+        `mechlearn.gpt.generate` and `beam_search` use it; see `Attention.reuse_fused_qkv`.
+        """
+        with ExitStack() as stack:
+            for block in self.blocks:
+                stack.enter_context(block.attn.reuse_fused_qkv())
+            yield
 
     # -- checkpoints -------------------------------------------------------------------------
 

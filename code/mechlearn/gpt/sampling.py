@@ -85,6 +85,11 @@ def sample_next(
     generator: torch.Generator | None = None,
 ) -> Int[Tensor, " batch"]:
     """Draw one token per row; see the module docstring for the order of the knobs."""
+    if temperature == 0 and not (frequency_penalty and previous is not None and previous.numel()):
+        # Greedy with nothing to penalise is the argmax of the logits themselves (float32 -> float64
+        # is exact and keeps the order, so this is the token `sampling_probs` puts its mass on).
+        _check_knobs(temperature, top_k, top_p, frequency_penalty)
+        return logits.argmax(dim=-1)
     probs = sampling_probs(logits, temperature, top_k, top_p, frequency_penalty, previous)
     if temperature == 0:
         return probs.argmax(dim=-1)
@@ -123,12 +128,15 @@ def generate(
     model.eval()
     cache = KVCache(model.cfg.n_layers) if use_cache else None
     step_input = tokens
-    for _ in range(max_new_tokens):
-        logits = model(step_input if use_cache else tokens[:, -n_ctx:], cache=cache)[:, -1]
-        nxt = sample_next(logits, temperature, top_k, top_p, frequency_penalty, tokens, generator)
-        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-        step_input = nxt[:, None]
-    model.train(was_training)
+    try:
+        with model.reuse_fused_qkv():
+            for _ in range(max_new_tokens):
+                logits = model(step_input if use_cache else tokens[:, -n_ctx:], cache=cache)[:, -1]
+                nxt = sample_next(logits, temperature, top_k, top_p, frequency_penalty, tokens, generator)
+                tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+                step_input = nxt[:, None]
+    finally:
+        model.train(was_training)
     return tokens
 
 
@@ -169,15 +177,18 @@ def beam_search(model: GPT, prompt: Int[Tensor, " pos"], beam_width: int, max_ne
     cache = KVCache(model.cfg.n_layers)
     step_input = beams
     V = model.cfg.d_vocab
-    for _ in range(max_new_tokens):
-        logprobs = model(step_input, cache=cache)[:, -1].double().log_softmax(dim=-1)
-        total = (scores[:, None] + logprobs).flatten()  # (n_beams * d_vocab,)
-        # A stable sort keeps lower (beam, token) indices first among equal scores.
-        best = torch.sort(total, descending=True, stable=True).indices[:beam_width]
-        parent, token = best // V, best % V
-        beams = torch.cat([beams[parent], token[:, None]], dim=1)
-        scores = total[best]
-        cache = cache.select(parent)
-        step_input = token[:, None]
-    model.train(was_training)
+    try:
+        with model.reuse_fused_qkv():
+            for _ in range(max_new_tokens):
+                logprobs = model(step_input, cache=cache)[:, -1].double().log_softmax(dim=-1)
+                total = (scores[:, None] + logprobs).flatten()  # (n_beams * d_vocab,)
+                # A stable sort keeps lower (beam, token) indices first among equal scores.
+                best = torch.sort(total, descending=True, stable=True).indices[:beam_width]
+                parent, token = best // V, best % V
+                beams = torch.cat([beams[parent], token[:, None]], dim=1)
+                scores = total[best]
+                cache = cache.select(parent)
+                step_input = token[:, None]
+    finally:
+        model.train(was_training)
     return [Beam(tokens=b, logprob=float(s)) for b, s in zip(beams, scores)]
