@@ -5,8 +5,13 @@ Each test starts real worker processes joined by the gloo backend on 127.0.0.1.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
+
 import numpy as np
 import pytest
+import torch
 
 from conftest import unchecked
 from mechlearn import distributed as D
@@ -42,3 +47,42 @@ def test_data_parallel_steps_equal_single_process_steps(algorithm):
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="world_size"):
         unchecked(D.run)(D.primitives_demo, 0)
+    with pytest.raises(ValueError, match="timeout_s"):
+        unchecked(D.run)(D.primitives_demo, 2, timeout_s=0)
+
+
+# Workers for the failure tests: module level, so the spawned processes can import them.
+def _raise_on_rank_1(rank, world):
+    if rank == 1:
+        raise ValueError("rank 1 gives up")
+    torch.distributed.recv(torch.zeros(1), 1)  # rank 0 waits for a message that never comes
+
+
+def _exit_on_rank_1(rank, world):
+    if rank == 1:
+        os._exit(3)
+    torch.distributed.recv(torch.zeros(1), 1)
+
+
+def _hang_on_rank_1(rank, world):
+    if rank == 1:
+        time.sleep(600)
+    return rank
+
+
+@pytest.mark.parametrize("fn, words", [
+    (_raise_on_rank_1, r"(?s)rank 1 of 2 raised \(exit code 1\).*ValueError: rank 1 gives up"),
+    (_exit_on_rank_1, "rank 1 of 2 died with exit code 3"),
+])
+def test_a_failed_worker_is_named_and_the_others_are_stopped(fn, words):
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=words) as info:
+        D.run(fn, 2, timeout_s=60)
+    assert time.monotonic() - start < 45, f"run should fail as soon as a worker fails, not wait for the timeout: {info.value}"
+    assert not multiprocessing.active_children(), "the rank still waiting in recv should have been terminated"
+
+
+def test_a_worker_that_does_not_return_is_named_after_the_timeout():
+    with pytest.raises(RuntimeError, match=r"timed out after 3 s: worker rank\(s\) \[(0, )?1\]"):
+        D.run(_hang_on_rank_1, 2, timeout_s=3)
+    assert not multiprocessing.active_children(), "the sleeping worker should have been terminated"

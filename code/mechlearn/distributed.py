@@ -26,7 +26,10 @@ all-reduce algorithms for clusters of workstations* (2009).
 from __future__ import annotations
 
 import datetime as dt
+import queue as queue_module
 import socket
+import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -98,32 +101,103 @@ def _free_port() -> int:
 
 def _worker(rank: int, world: int, port: int, fn: Callable[..., Any], args: tuple[Any, ...], queue: Any) -> None:
     torch.set_num_threads(1)  # an entry point: one thread per worker process
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=dt.timedelta(seconds=60))
     try:
-        queue.put((rank, fn(rank, world, *args)))
-    finally:
-        dist.destroy_process_group()
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                                timeout=dt.timedelta(seconds=60))
+        try:
+            result = fn(rank, world, *args)
+        finally:
+            dist.destroy_process_group()
+    except BaseException:
+        # Send the traceback home, so the parent can say what went wrong and on which rank.
+        queue.put((rank, False, traceback.format_exc()))
+        raise
+    queue.put((rank, True, result))
 
 
-def run(fn: Callable[..., Any], world_size: int = 2, *args: Any) -> list[Any]:
+def _stop(procs: list[Any]) -> None:
+    """Terminate every worker still running, and reap them all (kill any that ignore SIGTERM)."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+
+
+def _failure_message(procs: list[Any], died: list[int], tracebacks: dict[int, str]) -> str:
+    """Name every failed rank: first those that died without a traceback (killed, ``os._exit``), then those that raised."""
+    world = len(procs)
+    for r in tracebacks:
+        procs[r].join(timeout=5)  # it re-raises after sending its traceback; wait for its exit code
+    parts = []
+    for r in died:
+        if r not in tracebacks:
+            code = procs[r].exitcode
+            signal = f" (killed by signal {-code})" if code < 0 else ""
+            parts.append(f"worker rank {r} of {world} died with exit code {code}{signal} before returning a result")
+    for r in sorted(tracebacks):
+        parts.append(f"worker rank {r} of {world} raised (exit code {procs[r].exitcode}); its traceback:\n{tracebacks[r]}")
+    head = f"{len(parts)} workers failed (one failure usually makes its peers fail too):\n" if len(parts) > 1 else ""
+    return head + "\n".join(parts)
+
+
+def run(fn: Callable[..., Any], world_size: int = 2, *args: Any, timeout_s: float | int = 120.0) -> list[Any]:
     """Run ``fn(rank, world_size, *args)`` in ``world_size`` processes joined by gloo; return their results by rank.
 
     ``fn`` must be importable (defined at module level), because the workers are fresh processes.
+    If a worker raises, dies, or has not returned within ``timeout_s`` seconds, the other workers are
+    terminated (one of them is usually blocked waiting for the failed one) and a ``RuntimeError``
+    names the rank, its exit code and, where it raised, its traceback.
     """
     if world_size < 1:
         raise ValueError(f"world_size should be at least 1, got {world_size}")
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s should be positive, got {timeout_s}")
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
     procs = [ctx.Process(target=_worker, args=(r, world_size, port, fn, args, queue)) for r in range(world_size)]
     for p in procs:
         p.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-        if p.exitcode != 0:
-            raise RuntimeError(f"a worker exited with code {p.exitcode}")
+    results: dict[int, Any] = {}
+    tracebacks: dict[int, str] = {}
+    deadline = time.monotonic() + timeout_s
+    first_failure: float | None = None
+    silent_since: dict[int, float] = {}  # rank -> when it was first seen exited cleanly without a message
+    try:
+        while len(results) < world_size:
+            try:
+                rank, ok, payload = queue.get(timeout=0.2)
+                (results if ok else tracebacks)[rank] = payload
+            except queue_module.Empty:
+                pass
+            now = time.monotonic()
+            died = [r for r, p in enumerate(procs) if p.exitcode not in (None, 0) and r not in results]
+            if (tracebacks or died) and first_failure is None:
+                first_failure = now
+            # One failure makes its peers fail too (a recv from a dead rank raises): collect for a
+            # moment, so the message can name the rank that failed first, not only its victims.
+            if first_failure is not None and now - first_failure > 2:
+                raise RuntimeError(_failure_message(procs, died, tracebacks))
+            for r, p in enumerate(procs):
+                if p.exitcode == 0 and r not in results and now - silent_since.setdefault(r, now) > 5:
+                    raise RuntimeError(
+                        f"worker rank {r} of {world_size} exited with code 0 but sent no result "
+                        f"(could its return value not be pickled?)"
+                    )
+            if now > deadline:
+                waiting = [r for r in range(world_size) if r not in results]
+                raise RuntimeError(
+                    f"timed out after {timeout_s:g} s: worker rank(s) {waiting} of {world_size} had not returned "
+                    f"(a deadlock, e.g. a send with no matching recv, or a worker stuck in a collective?)"
+                )
+        for p in procs:  # every result is in: let the workers finish exiting on their own
+            p.join(timeout=60)
+    finally:
+        _stop(procs)
     return [results[r] for r in range(world_size)]
 
 
