@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+from collections import Counter
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -10,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from mechlearn.gpt import (
-    CHAR_LM_CONFIG, GPT, GPTConfig, TrainConfig, char_lm_data, estimate_loss, fit_power_law, lens_scores,
-    load_char_lm, logit_lens, next_token_loss, scaling_sweep, train, train_char_lm,
+    CHAR_LM_CONFIG, CHAR_LM_TRAIN, GPT, GPTConfig, TrainConfig, char_lm_data, estimate_loss, fit_power_law,
+    lens_scores, load_char_lm, logit_lens, next_token_loss, ngram_cross_entropy, pydoc_text, scaling_sweep, train,
+    train_char_lm,
 )
 from mechlearn.gpt.train import CHECKPOINT_DIR, sha256_file
 from mechlearn.testing import FLOAT64, REPLAY, assert_close
@@ -38,6 +43,18 @@ def test_short_recipe_writes_a_matching_manifest_and_is_deterministic(tmp_path):
     assert manifest["train_config"]["max_steps"] == 3
     _, _, val = char_lm_data(tokenizer)
     assert_close(estimate_loss(model, val), manifest["final_val_loss"], REPLAY, name="re-evaluated val loss")
+    # The short run starts where the committed run started: the same recipe, corpus and seed.
+    committed = json.loads((CHECKPOINT_DIR / "char_lm.json").read_text())
+    assert committed["train_config"] == asdict(CHAR_LM_TRAIN), "CHAR_LM_TRAIN changed since the checkpoint was trained"
+    assert committed["config"] == {**committed["config"], **CHAR_LM_CONFIG}, "CHAR_LM_CONFIG changed since the checkpoint was trained"
+    assert committed["seed"] == CHAR_LM_TRAIN.seed
+    assert first["corpus"]["sha256"] == committed["corpus"]["sha256"], (
+        f"the pydoc corpus differs from the one the checkpoint was trained on (Python {committed['corpus']['python']}); "
+        "each Python release ships its own pydoc_data text, so run the tests on that Python version"
+    )
+    # Step 0 is evaluated before any update, so the same seed must give the committed initial losses.
+    for key in ("train_loss", "val_loss"):
+        assert_close(first["history"][0][key], committed["history"][0][key], REPLAY, name=f"step-0 {key} vs the committed run")
 
 
 def test_committed_checkpoint_matches_its_manifest():
@@ -52,6 +69,49 @@ def test_committed_checkpoint_matches_its_manifest():
     assert_close(estimate_loss(model, val), manifest["final_val_loss"], REPLAY, name="committed model's val loss")
     # A trained model beats the uniform guess (log d_vocab nats) by a wide margin; a random one would not.
     assert manifest["final_val_loss"] < 0.6 * np.log(model.cfg.d_vocab)
+
+
+def test_committed_corpus_is_this_pythons_pydoc_text_and_the_tokenizer_comes_from_the_checkpoint():
+    manifest = json.loads((CHECKPOINT_DIR / "char_lm.json").read_text())
+    digest = hashlib.sha256(pydoc_text().encode("utf-8")).hexdigest()
+    assert digest == manifest["corpus"]["sha256"], (
+        f"this Python's pydoc_data text (sha256 {digest[:12]}…) is not the corpus the checkpoint was trained on "
+        f"(Python {manifest['corpus']['python']}, sha256 {manifest['corpus']['sha256'][:12]}…): each Python release "
+        "ships its own help text, so losses re-evaluated here would not match the manifest"
+    )
+    # The vocabulary is stored in the checkpoint, not rebuilt from the corpus: a different corpus
+    # cannot silently renumber the characters. A character the model never saw is a clear error.
+    _, tokenizer, _ = load_char_lm()
+    assert tokenizer.vocab_size == manifest["config"]["d_vocab"]
+    with pytest.raises(ValueError, match="not in this tokenizer's vocabulary"):
+        tokenizer.encode("naïve ☃")
+
+
+def _ngram_by_loops(train_ids, val_ids, V, order):
+    """The add-one-smoothed n-gram cross-entropy with Counters and a plain loop."""
+    if order == 1:
+        counts, n = Counter(train_ids), len(train_ids)
+        return -sum(math.log((counts[t] + 1) / (n + V)) for t in val_ids) / len(val_ids)
+    pairs, firsts = Counter(zip(train_ids[:-1], train_ids[1:])), Counter(train_ids[:-1])
+    val_pairs = list(zip(val_ids[:-1], val_ids[1:]))
+    return -sum(math.log((pairs[s, t] + 1) / (firsts[s] + V)) for s, t in val_pairs) / len(val_pairs)
+
+
+def test_ngram_baselines_match_a_plain_loop():
+    rng = np.random.default_rng(0)
+    V = 7
+    tr = rng.choice(V, size=500, p=[0.4, 0.2, 0.1, 0.1, 0.1, 0.1, 0.0])  # one id never seen: smoothing matters
+    va = rng.integers(0, V, size=80)
+    for order in (1, 2):
+        assert_close(ngram_cross_entropy(tr, va, V, order), _ngram_by_loops(tr.tolist(), va.tolist(), V, order),
+                     FLOAT64, name=f"order-{order} baseline")
+    # Uniform text: the unigram baseline tends to log V.
+    big = rng.integers(0, V, size=200_000)
+    assert abs(ngram_cross_entropy(big, big[:5000], V, 1) - math.log(V)) < 1e-2
+    with pytest.raises(ValueError, match="order should be 1"):
+        ngram_cross_entropy(tr, va, V, 3)
+    with pytest.raises(ValueError, match="outside"):
+        ngram_cross_entropy(tr, va, 3, 1)
 
 
 def test_corrupted_checkpoint_is_refused(tmp_path):

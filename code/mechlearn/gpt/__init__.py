@@ -24,9 +24,11 @@ from mechlearn.gpt.tokenizer import BPETokenizer, CharTokenizer, bytes_per_token
 from mechlearn.gpt.sampling import Beam, beam_search, generate, sample_next, sampling_probs, sequence_logprob
 from mechlearn.gpt.train import (
     CHAR_LM_CONFIG, CHAR_LM_TRAIN, TrainConfig, char_lm_data, estimate_loss, get_batch, load_char_lm,
-    next_token_loss, train, train_char_lm,
+    next_token_loss, ngram_cross_entropy, train, train_char_lm,
 )
-from mechlearn.gpt.interop import from_transformer_lens, to_transformer_lens, to_transformer_lens_config
+from mechlearn.gpt.interop import (
+    from_transformer_lens, state_dict_from_tl, state_dict_to_tl, to_transformer_lens, to_transformer_lens_config,
+)
 from mechlearn.gpt.lens import lens_scores, logit_lens, residual_stack
 from mechlearn.gpt.scaling import SCALING_TRAIN, SCALING_WIDTHS, fit_power_law, load_scaling, scaling_recipe, scaling_sweep
 
@@ -36,7 +38,7 @@ __all__ = [
     "BPETokenizer", "CharTokenizer", "bytes_per_token", "pretokenize", "pydoc_text", "train_val_split",
     "Beam", "beam_search", "generate", "sample_next", "sampling_probs", "sequence_logprob",
     "CHAR_LM_CONFIG", "CHAR_LM_TRAIN", "TrainConfig", "char_lm_data", "estimate_loss", "get_batch",
-    "load_char_lm", "next_token_loss", "train", "train_char_lm",
-    "from_transformer_lens", "to_transformer_lens", "to_transformer_lens_config",
+    "load_char_lm", "next_token_loss", "ngram_cross_entropy", "train", "train_char_lm",
+    "from_transformer_lens", "state_dict_from_tl", "state_dict_to_tl", "to_transformer_lens", "to_transformer_lens_config",
     "lens_scores", "logit_lens", "residual_stack", "fit_power_law", "scaling_sweep", "SCALING_TRAIN", "SCALING_WIDTHS", "load_scaling", "scaling_recipe",
 ]
