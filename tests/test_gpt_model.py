@@ -161,6 +161,19 @@ def test_cache_equals_transformer_lens_cache():
         if name.endswith("hook_attn_scores"):
             continue  # TransformerLens 4.3's bridge stores the pattern under this name; checked below by hand
         assert_close(ours[name], theirs[name], FLOAT64, name=name)
+    causal = torch.ones(9, 9, dtype=torch.bool).tril()
+    for layer in range(model.cfg.n_layers):
+        name = f"blocks.{layer}.attn.hook_attn_scores"
+        scores = ours[name]
+        # Their pre-softmax scores are not cached, so rebuild them from *their* cached queries and keys.
+        q, k = theirs[f"blocks.{layer}.attn.hook_q"], theirs[f"blocks.{layer}.attn.hook_k"]
+        their_scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / model.cfg.d_head**0.5
+        assert_close(scores[..., causal], their_scores[..., causal], FLOAT64, name=f"{name}, unmasked entries")
+        assert torch.all(scores[..., ~causal] == float("-inf")), f"{name}: every future entry should be -inf"
+        # The bridge's "hook_attn_scores" is the softmax of the scores, i.e. the pattern. If this fails,
+        # TransformerLens changed its convention and the skip above can go.
+        assert_close(theirs[name], scores.softmax(-1), FLOAT64,
+                     name=f"TransformerLens's {name} vs the softmax of ours (the bridge caches the pattern there)")
 
 
 # -- hooks ---------------------------------------------------------------------------------

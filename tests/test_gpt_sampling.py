@@ -42,14 +42,16 @@ def target(logits: np.ndarray, temperature=1.0, top_k=None, top_p=None) -> np.nd
     return p
 
 
-def empirical(n_classes: int, **knobs) -> np.ndarray:
+def empirical(n_classes: int, previous: torch.Tensor | None = None, **knobs) -> np.ndarray:
     g = torch.Generator().manual_seed(0)
-    draws = sample_next(LOGITS.expand(N_DRAWS, -1), generator=g, **knobs)
+    previous = None if previous is None else previous.expand(N_DRAWS, -1)
+    draws = sample_next(LOGITS.expand(N_DRAWS, -1), generator=g, previous=previous, **knobs)
     return np.bincount(draws.numpy(), minlength=n_classes)
 
 
 @pytest.mark.parametrize("knobs", [
-    {}, {"temperature": 0.5}, {"temperature": 2.0}, {"top_k": 3}, {"top_p": 0.7}, {"top_k": 5, "temperature": 1.5},
+    {}, {"temperature": 0.5}, {"temperature": 2.0}, {"top_k": 3}, {"top_p": 0.7}, {"top_p": 0.95},
+    {"top_k": 5, "temperature": 1.5},
 ])
 def test_empirical_frequencies_match_the_target(knobs):
     p = target(LOGITS[0].numpy(), **knobs)
@@ -59,6 +61,25 @@ def test_empirical_frequencies_match_the_target(knobs):
     result = chisquare(counts[support], p[support] * N_DRAWS)
     assert result.pvalue > P_MIN, f"χ² p = {result.pvalue:.2g} for {knobs}"
     assert_close(sampling_probs(LOGITS, **knobs)[0], p, FLOAT64, name=f"sampling_probs {knobs}")
+
+
+PREVIOUS = torch.tensor([[0, 0, 1, 0, 3]])
+"""Tokens already generated: id 0 three times, ids 1 and 3 once each."""
+
+
+@pytest.mark.parametrize("knobs", [{"frequency_penalty": 0.75}, {"frequency_penalty": 0.5, "temperature": 1.5, "top_k": 5}])
+def test_frequency_penalty_frequencies_match_the_target(knobs):
+    counts_so_far = np.bincount(PREVIOUS[0].numpy(), minlength=8)
+    shifted = LOGITS[0].numpy() - knobs["frequency_penalty"] * counts_so_far  # the penalty comes before the other knobs
+    p = target(shifted, **{k: v for k, v in knobs.items() if k != "frequency_penalty"})
+    counts = empirical(8, previous=PREVIOUS, **knobs)
+    support = p > 0
+    assert counts[~support].sum() == 0, "a token outside the top-k set was sampled"
+    result = chisquare(counts[support], p[support] * N_DRAWS)
+    assert result.pvalue > P_MIN, f"χ² p = {result.pvalue:.2g} for {knobs} with previous tokens {PREVIOUS.tolist()}"
+    # And the penalty is visible: without it the same draws would be rejected.
+    unpenalised = target(LOGITS[0].numpy(), **{k: v for k, v in knobs.items() if k != "frequency_penalty"})
+    assert chisquare(counts[support], unpenalised[support] / unpenalised[support].sum() * N_DRAWS).pvalue < 1e-10
 
 
 def test_the_chi_square_check_can_fail():
