@@ -7,8 +7,10 @@ fresh ``python3`` Jupyter kernel through nbclient, with the page's folder as wor
 connection to a non-loopback address raises ``OSError``. Each kernel gets one BLAS/OpenMP/torch
 thread, because pages run two at a time on two cores and multi-threaded BLAS then stalls.
 
-Quarto cell options honoured here: ``#| eval: false`` (the cell is skipped) and
-``#| error: true`` (the cell may raise); a page-level ``execute: eval: false`` skips the page.
+Quarto cell options honoured here: ``#| eval: false`` (the cell is skipped),
+``#| error: true`` (the cell may raise) and ``#| warning: false`` (its stderr is not shown, so it
+may write there; anywhere else, text on stderr fails the page because readers would see it); a
+page-level ``execute: eval: false`` skips the page and ``execute: warning: false`` quiets all cells.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def to_notebook(path: Path) -> nbformat.NotebookNode:
             f"{path}: jupytext found {len(code)} code cells but the page has {len(expected)} ```{{python}} cells; "
             "check for a malformed fence"
         )
+    page_warning = (read_front_matter(path).get("execute") or {}).get("warning")
     cells = [nbformat.v4.new_code_cell(GUARD_CELL)]
     for cell in code:
         options = cell_options(cell.source)
@@ -123,6 +126,8 @@ def to_notebook(path: Path) -> nbformat.NotebookNode:
         new = nbformat.v4.new_code_cell(cell.source)
         if options.get("error") == "true":
             new.metadata["tags"] = ["raises-exception"]
+        if options.get("warning") == "false" or page_warning is False:
+            new.metadata["quiet_stderr"] = True  # Quarto leaves this cell's warnings off the page
         cells.append(new)
     out = nbformat.v4.new_notebook(cells=cells)
     out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -187,6 +192,9 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
                     error = f"cell {i}: {out.ename}: {out.evalue}"
                 if out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text:
                     error = f"cell {i} printed a traceback to stderr:\n{out.text}"
+                elif out.output_type == "stream" and out.name == "stderr" and not cell.metadata.get("quiet_stderr"):
+                    error = (f"cell {i} wrote to stderr, which Quarto shows on the page (fix the warning, or give the "
+                             f"cell `#| warning: false` if it is expected):\n{out.text[:1000]}")
     if error is None and seconds > limit:
         error = f"the page took {seconds:.1f} s, over the {limit:.0f} s limit"
     if error is None and kernel_python and Path(kernel_python).resolve() != Path(sys.executable).resolve():

@@ -78,3 +78,10 @@ def test_printed_text_is_compared_whole_not_by_flush_chunk(tmp_path):
     assert run.texts == ["0\n1\n2\n"], run.texts
     outputs = run.notebook.cells[1].outputs
     assert len(outputs) >= 2, "the test needs the kernel to send the text in more than one chunk"
+
+
+def test_a_warning_a_reader_would_see_fails_the_page_unless_the_cell_hides_it(tmp_path):
+    shown = run_page(_page(tmp_path, "```{python}\nimport warnings\nwarnings.warn('careful')\n```"))
+    assert shown.error and "stderr" in shown.error and "careful" in shown.error
+    hidden = run_page(_page(tmp_path, "```{python}\n#| warning: false\nimport warnings\nwarnings.warn('careful')\n```"))
+    assert hidden.error is None, hidden.error
