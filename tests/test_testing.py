@@ -100,3 +100,19 @@ def test_set_seed_makes_every_generator_repeat_and_checks_its_argument():
     for bad, error in (("3", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError), (2**32, ValueError)):
         with pytest.raises(error, match="seed"):
             unchecked(set_seed)(bad)
+
+
+def test_expect_error_passes_only_for_the_right_error_with_the_right_words():
+    from mechlearn.testing import expect_error
+
+    def bad():
+        raise ValueError("token id 7 is out of range")
+
+    ok = expect_error(bad, ValueError, "out of range", name="ids checked")
+    assert ok and "token id 7" in ok.message and ok._repr_markdown_().startswith("✅")
+    assert not expect_error(bad, ValueError, "too long")  # the wrong words
+    assert not expect_error(bad, TypeError, "out of range")  # the wrong type
+    silent = expect_error(lambda: 3, ValueError, "x")
+    assert not silent and "returned normally" in silent.message and silent._repr_markdown_().startswith("❌")
+    with pytest.raises(TypeError, match="exception type"):
+        unchecked(expect_error)(bad, "ValueError", "x")  # what a user without beartype gets

@@ -34,6 +34,8 @@ __all__ = [
     "Comparison",
     "compare",
     "assert_close",
+    "ErrorCheck",
+    "expect_error",
     "numerical_gradient",
     "gradcheck",
     "random_expression",
@@ -182,6 +184,56 @@ def assert_close(actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str
     if not result.passed:
         raise AssertionError(result.message)
     return result
+
+
+@dataclass(frozen=True)
+class ErrorCheck:
+    """The result of `expect_error`: did bad input raise the expected, clearly worded error?"""
+
+    name: str
+    passed: bool
+    message: str
+    """The error's text, or what happened instead."""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.message}"
+
+    def _repr_markdown_(self) -> str:
+        return f"{'✅' if self.passed else '❌'} **{self.name}**: `{self.message}`"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def expect_error(
+    fn: Callable[[], Any], error: type[BaseException], match: str, name: str = "bad input is refused"
+) -> ErrorCheck:
+    """Call ``fn()`` and check that it raises ``error`` whose message contains ``match``.
+
+    A page shows the result, so the reader sees the error text and the check can fail: if ``fn``
+    returns normally, raises another type, or says something else, the result is ❌.
+
+    Args:
+        fn: a call with no arguments that should raise.
+        error: the exception type expected (subclasses count).
+        match: a fragment the message must contain (case-sensitive).
+        name: what is being checked, for the display.
+    """
+    if not (isinstance(error, type) and issubclass(error, BaseException)):
+        raise TypeError(f"error should be an exception type such as ValueError, got {error!r}")
+    try:
+        fn()
+    except error as err:
+        text = str(err)
+        if match in text:
+            return ErrorCheck(name, True, f"{type(err).__name__}: {text}")
+        return ErrorCheck(name, False, f"{type(err).__name__} raised, but its message does not contain {match!r}: {text}")
+    except Exception as err:  # noqa: BLE001 -- reported, not swallowed silently
+        return ErrorCheck(name, False, f"expected {error.__name__}, got {type(err).__name__}: {err}")
+    return ErrorCheck(name, False, f"expected {error.__name__}, but the call returned normally")
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
