@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import median_seconds, save
+from common import paired_seconds, save
 from mechlearn.backprop import Tensor, Value, cross_entropy, cross_entropy_backward, nn
 from mechlearn.testing import random_expression
 
@@ -35,7 +35,7 @@ def bench_value(quick: bool) -> list[dict]:
             ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
             f(*ts).backward()
 
-        t_ours, t_ref = median_seconds(ours), median_seconds(ref)
+        t_ours, t_ref = paired_seconds(ours, ref)
         rows.append({"graph ops": n_ops, "ours (µs)": t_ours * 1e6, "torch (µs)": t_ref * 1e6, "ours / torch": t_ours / t_ref})
     return rows
 
@@ -55,7 +55,7 @@ def bench_cross_entropy(quick: bool) -> list[dict]:
             t = zt.clone().requires_grad_(True)
             F.cross_entropy(t, yt).backward()
 
-        t_ours, t_ref = median_seconds(ours), median_seconds(ref)
+        t_ours, t_ref = paired_seconds(ours, ref)
         rows.append({"logits": f"{batch}×{n_classes}", "ours (µs)": t_ours * 1e6, "torch (µs)": t_ref * 1e6, "ours / torch": t_ours / t_ref})
     return rows
 
@@ -82,7 +82,7 @@ def bench_training_step(quick: bool) -> list[dict]:
             loss.backward()
             opt_ref.step()
 
-        t_ours, t_ref = median_seconds(step_ours), median_seconds(step_ref)
+        t_ours, t_ref = paired_seconds(step_ours, step_ref)
         rows.append({"case": f"training step, {np.dtype(dtype).name}", "ours (µs)": t_ours * 1e6, "torch (µs)": t_ref * 1e6, "ours / torch": t_ours / t_ref})
 
     a, b = Tensor(np.ones((2, 2)), requires_grad=True), np.ones((2, 2))
@@ -94,7 +94,7 @@ def bench_training_step(quick: bool) -> list[dict]:
     def tiny_ref():
         (at * bt).backward(torch.ones(2, 2, dtype=torch.float64))
 
-    t_ours, t_ref = median_seconds(tiny_ours), median_seconds(tiny_ref)
+    t_ours, t_ref = paired_seconds(tiny_ours, tiny_ref)
     rows.append({"case": "one op on 2×2 (overhead)", "ours (µs)": t_ours * 1e6, "torch (µs)": t_ref * 1e6, "ours / torch": t_ours / t_ref})
     return rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from common import median_seconds, save
+from common import paired_seconds, save
 from mechlearn.cnn import functional as CF
 
 SHAPES = [  # (batch, in, out, size, kernel, stride, padding)
@@ -36,8 +36,8 @@ def bench_conv(quick: bool) -> list[dict]:
         def ref_both():
             torch.nn.functional.conv2d(x, w, stride=s, padding=p).sum().backward()
 
-        f_ours, f_ref = median_seconds(ours_fwd, repeats=5), median_seconds(ref_fwd, repeats=5)
-        b_ours, b_ref = median_seconds(ours_both, repeats=5), median_seconds(ref_both, repeats=5)
+        f_ours, f_ref = paired_seconds(ours_fwd, ref_fwd, repeats=5)
+        b_ours, b_ref = paired_seconds(ours_both, ref_both, repeats=5)
         rows.append({
             "input, kernel": f"{b}×{c}×{n}×{n}, {o}×{c}×{k}×{k}/{s}",
             "forward: ours / torch": f_ours / f_ref,

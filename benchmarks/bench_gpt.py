@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from common import median_seconds, save
+from common import paired_seconds, save
 from mechlearn.gpt import CHAR_LM_CONFIG, CHAR_LM_TRAIN, GPT, GPTConfig, TrainConfig, char_lm_data, generate, to_transformer_lens, train
 
 FORWARD_GRID = [(1, 32), (1, 128), (8, 32), (8, 128), (32, 128)]  # (batch, pos)
@@ -32,8 +32,7 @@ def bench_forward(quick: bool) -> list[dict]:
         t = torch.randint(0, 103, (batch, pos), generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             assert (ours(t) - theirs(t)).abs().max() < 1e-4, "the two models disagree; timing them would be meaningless"
-            a = median_seconds(lambda: ours(t), repeats=5)
-            b = median_seconds(lambda: theirs(t), repeats=5)
+            a, b = paired_seconds(lambda: ours(t), lambda: theirs(t), repeats=9)
         rows.append({"batch × pos": f"{batch} × {pos}", "ours / TransformerLens": a / b,
                      "ours (ms)": a * 1e3, "TransformerLens (ms)": b * 1e3})
     return rows

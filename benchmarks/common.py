@@ -23,24 +23,51 @@ OUT_DIR = RESULTS
 """Where `save` writes: `RESULTS`, or another folder given with ``--out`` (``--quick`` never writes `RESULTS`)."""
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int = 7, min_time: float = 0.05) -> float:
-    """Median over ``repeats`` of the mean time of one call, each repeat looping for at least ``min_time``."""
-    fn()  # warm up: first-call costs (allocation, dispatch caches) are not what we measure
+def _loops_for(fn: Callable[[], Any], min_time: float) -> int:
+    """How many calls of ``fn`` take at least ``min_time`` seconds (a power of two)."""
     n = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
         if time.perf_counter() - t0 >= min_time:
-            break
+            return n
         n *= 2
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
+
+
+def _mean_call(fn: Callable[[], Any], n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int = 7, min_time: float = 0.05) -> float:
+    """Median over ``repeats`` of the mean time of one call, each repeat looping for at least ``min_time``."""
+    fn()  # warm up: first-call costs (allocation, dispatch caches) are not what we measure
+    n = _loops_for(fn, min_time)
+    return statistics.median(_mean_call(fn, n) for _ in range(repeats))
+
+
+def paired_seconds(
+    ours: Callable[[], Any], reference: Callable[[], Any], repeats: int = 9, min_time: float = 0.05
+) -> tuple[float, float]:
+    """Median seconds per call of ``ours`` and of ``reference``, timed in alternation.
+
+    Each repeat times one loop of each, in alternating order, so a slow spell of the machine
+    (another process, frequency scaling) lands on both sides of the ratio instead of on one.
+    """
+    ours(), reference()  # warm up both
+    n_ours, n_ref = _loops_for(ours, min_time), _loops_for(reference, min_time)
+    t_ours, t_ref = [], []
+    for i in range(repeats):
+        if i % 2:
+            t_ref.append(_mean_call(reference, n_ref))
+            t_ours.append(_mean_call(ours, n_ours))
+        else:
+            t_ours.append(_mean_call(ours, n_ours))
+            t_ref.append(_mean_call(reference, n_ref))
+    return statistics.median(t_ours), statistics.median(t_ref)
 
 
 def machine() -> dict[str, Any]:

@@ -31,7 +31,12 @@ from torch import Tensor, nn
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.hooks import HookPoint
 
-__all__ = ["Attention", "IGNORE"]
+__all__ = ["Attention", "IGNORE", "affine"]
+
+def affine(x: Float[Tensor, "*batch d_in"], W: Float[Tensor, "d_in d_out"], b: Float[Tensor, " d_out"]) -> Float[Tensor, "*batch d_out"]:
+    """``x W + b`` over the last axis as one fused ``addmm`` (a separate bias add is a second pass over the output)."""
+    return torch.addmm(b, x.reshape(-1, x.shape[-1]), W).view(*x.shape[:-1], W.shape[-1])
+
 
 IGNORE = float("-inf")
 """Score given to masked (future) positions: ``exp(-inf) = 0`` exactly, so they get zero weight."""
@@ -105,18 +110,19 @@ class Attention(nn.Module):
             W, b = frozen[1], frozen[2]
         else:
             W, b = self.fused_qkv()
-        qkv = torch.addmm(b, x.reshape(-1, d), W).view(batch, pos, 3, self.cfg.n_heads, self.cfg.d_head)
+        qkv = affine(x, W, b).view(batch, pos, 3, self.cfg.n_heads, self.cfg.d_head)
         # Hooks see TransformerLens's (b, p, h, e); the products below want (b, h, p, e).
         q, k, v = (hook(t).transpose(1, 2) for hook, t in zip((self.hook_q, self.hook_k, self.hook_v), qkv.unbind(2)))
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)
             v = torch.cat([past_kv[1], v], dim=2)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.cfg.d_head)  # (b, h, q, k)
+        # Scaling q (pos · d_head entries) instead of the scores (pos · pos) is the same product, cheaper.
+        scores = (q / math.sqrt(self.cfg.d_head)) @ k.transpose(-1, -2)  # (b, h, q, k)
         scores = self.hook_attn_scores(self.apply_causal_mask(scores))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         z = self.hook_z((pattern @ v).transpose(1, 2))  # (b, q, h, e)
         # Sum over heads of z[h] @ W_O[h], as one matmul over the flattened (head, d_head) axis.
-        out = z.flatten(-2) @ self.W_O.flatten(0, 1) + self.b_O
+        out = affine(z.flatten(-2), self.W_O.flatten(0, 1), self.b_O)
         return out, (k, v)
 
     @staticmethod

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from mechlearn.gpt.attention import Attention
+from mechlearn.gpt.attention import Attention, affine
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.hooks import HookedRootModule, HookPoint
 from mechlearn.gpt.kv_cache import KVCache
@@ -116,9 +116,9 @@ class MLP(nn.Module):
         self.hook_pre, self.hook_post = HookPoint(), HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        pre = self.hook_pre(affine(x, self.W_in, self.b_in))
         post = self.hook_post(self.act(pre))
-        return post @ self.W_out + self.b_out
+        return affine(post, self.W_out, self.b_out)
 
 
 class TransformerBlock(nn.Module):
@@ -150,7 +150,7 @@ class Unembed(nn.Module):
         nn.init.normal_(self.W_U, std=cfg.init_range)
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_vocab"]:
-        return x @ self.W_U + self.b_U
+        return affine(x, self.W_U, self.b_U)
 
 
 class GPT(HookedRootModule):
