@@ -27,7 +27,9 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0, dtype: Any = n
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction should be in (0, 1), got {test_fraction}")
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+    from mechlearn._optional import require
+
+    load_digits = require("sklearn.datasets", "mechlearn.data.load_digits_split").load_digits  # bundled: no download
 
     digits = load_digits()
     x = (digits.data / 16.0).astype(dtype)

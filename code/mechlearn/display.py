@@ -117,7 +117,9 @@ def draw_value_graph(root: Any, ax: Any = None, title: str | None = None) -> Any
     Returns:
         The matplotlib ``Axes``.
     """
-    import matplotlib.pyplot as plt
+    from mechlearn._optional import require
+
+    plt = require("matplotlib.pyplot", "mechlearn.display.draw_value_graph")
 
     from mechlearn.backprop.value import Value, topological_order
 

@@ -34,7 +34,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
+
+from mechlearn._optional import require
+
+require("torch", "mechlearn.distributed")
+
+import torch  # noqa: E402
 import torch.distributed as dist
 import torch.multiprocessing as mp
 

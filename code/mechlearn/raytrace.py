@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import math
 
-import torch
+from mechlearn._optional import require
+
+require("torch", "mechlearn.raytrace")
+
+import torch  # noqa: E402
 from jaxtyping import Bool, Float
 from torch import Tensor
 

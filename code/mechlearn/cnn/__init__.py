@@ -7,6 +7,10 @@
 Each equals ``torch.nn`` / ``torch.nn.functional`` with copied weights (see the tests). Importing it imports torch.
 """
 
+from mechlearn._optional import require
+
+require("torch", "mechlearn.cnn")  # before the submodules, so a missing torch names its extra
+
 from mechlearn.cnn import functional
 from mechlearn.cnn.layers import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from mechlearn.cnn.resnet import BlockGroup, ResidualBlock, ResNet

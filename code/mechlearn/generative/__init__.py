@@ -3,6 +3,10 @@
 Importing it imports torch.
 """
 
+from mechlearn._optional import require
+
+require("torch", "mechlearn.generative")  # before the submodules, so a missing torch names its extra
+
 from mechlearn.generative import gan
 from mechlearn.generative.vae import VAE, Autoencoder, kl_to_standard_normal, reparameterise, train_autoencoder, vae_loss
 

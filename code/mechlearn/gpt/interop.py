@@ -22,6 +22,7 @@ import einops
 import torch
 from torch import Tensor
 
+from mechlearn._optional import require
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
 
@@ -30,7 +31,7 @@ __all__ = ["to_transformer_lens_config", "to_transformer_lens", "from_transforme
 
 def to_transformer_lens_config(cfg: GPTConfig) -> Any:
     """The ``TransformerBridgeConfig`` with the same sizes as ``cfg``."""
-    from transformer_lens import TransformerBridgeConfig
+    TransformerBridgeConfig = require("transformer_lens", "mechlearn.gpt.interop").TransformerBridgeConfig
 
     return TransformerBridgeConfig(
         d_model=cfg.d_model, d_head=cfg.d_head, n_heads=cfg.n_heads, n_layers=cfg.n_layers, n_ctx=cfg.n_ctx,
@@ -80,7 +81,7 @@ def state_dict_from_tl(tl_state: dict[str, Tensor], cfg: GPTConfig) -> dict[str,
 
 def to_transformer_lens(model: GPT, dtype: torch.dtype | None = None) -> Any:
     """A TransformerLens ``TransformerBridge`` with our model's config and weights."""
-    from transformer_lens import TransformerBridge
+    TransformerBridge = require("transformer_lens", "mechlearn.gpt.interop").TransformerBridge
 
     if not isinstance(model, GPT):
         raise TypeError(f"to_transformer_lens expects a mechlearn GPT, got {type(model).__name__}")

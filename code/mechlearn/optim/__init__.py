@@ -5,6 +5,10 @@ They work on torch tensors with the same interface as ``torch.optim`` (parameter
 float64, to a tight tolerance (see the tests). Importing this subpackage imports torch.
 """
 
+from mechlearn._optional import require
+
+require("torch", "mechlearn.optim")  # before the submodules, so a missing torch names its extra
+
 from mechlearn.optim.adaptive import Adam, AdamW, RMSprop
 from mechlearn.optim.base import Optimizer
 from mechlearn.optim.landscapes import rosenbrock, trajectory
