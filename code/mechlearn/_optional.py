@@ -20,22 +20,24 @@ from types import ModuleType
 
 __all__ = ["EXTRAS", "require"]
 
-EXTRAS: dict[str, str] = {
-    "torch": "torch",
-    "tqdm": "gpt",
-    "transformer_lens": "interop",
-    "matplotlib": "display",
-    "sklearn": "data",
+EXTRAS: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "torch"),
+    "tqdm": ("tqdm", "gpt"),
+    "transformer_lens": ("transformer-lens", "interop"),
+    "matplotlib": ("matplotlib", "display"),
+    "sklearn": ("scikit-learn", "data"),
 }
-"""Top-level module → the ``mechlearn`` extra that installs it."""
+"""Top-level module → (the distribution that provides it, the ``mechlearn`` extra that installs it)."""
 
 
-def require(module: str, needed_by: str) -> ModuleType:
-    """Import ``module`` (e.g. ``"torch"`` or ``"matplotlib.pyplot"``), or raise naming its extra.
+def require(module: str, needed_by: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` (e.g. ``"torch"`` or ``"matplotlib.pyplot"``), or raise naming the extra that installs it.
 
     Args:
         module: the module to import.
         needed_by: what needs it, for the message (e.g. ``"mechlearn.optim"``).
+        extra: the extra to recommend, if not the one `EXTRAS` lists for ``module``
+            (``mechlearn.gpt`` recommends ``gpt``, which also brings tqdm).
 
     Raises:
         ModuleNotFoundError: ``module`` is not installed; the message gives the ``pip install`` line.
@@ -46,9 +48,10 @@ def require(module: str, needed_by: str) -> ModuleType:
         top = module.split(".")[0]
         if err.name is not None and err.name.split(".")[0] != top:
             raise  # something *inside* the installed module is missing: not ours to explain
-        extra = EXTRAS.get(top, top)
+        dist, default_extra = EXTRAS.get(top, (top, top))
+        hint = " (install the torch build you want first: an unpinned torch pulls a large CUDA build)" if top == "torch" else ""
         raise ModuleNotFoundError(
-            f"{needed_by} needs {top}, which is not installed. Install it with: pip install \"mechlearn[{extra}]\""
-            + (" (install the torch build you want first: an unpinned torch pulls a large CUDA build)" if top == "torch" else ""),
+            f"{needed_by} needs {dist}, which is not installed. "
+            f"Install it with: pip install \"mechlearn[{extra or default_extra}]\"{hint}",
             name=top,
         ) from err
