@@ -203,3 +203,26 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
             "kernelspec is shadowing it (see `jupyter kernelspec list`)"
         )
     return PageRun(path, seconds, len(nb.cells) - 1, nb, error, kernel_python, _texts(nb))
+
+
+if __name__ == "__main__":  # python tests/pagerun.py PAGE.qmd [...]: run pages as the tests do and show their output
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Execute pages in a fresh kernel as the page tests do; print time, errors and text outputs.")
+    parser.add_argument("pages", nargs="+", type=Path)
+    parser.add_argument("--quiet", action="store_true", help="print only the verdict and the time")
+    args = parser.parse_args()
+    status = 0
+    for page in args.pages:
+        run = run_page(page)
+        failed = [t for t in run.texts if "❌" in t]
+        verdict = "ERROR" if run.error else ("FAILED CHECK" if failed else "ok")
+        if not args.quiet:
+            for text in run.texts:
+                print(text.rstrip(), end="\n\n")
+        print(f"{verdict}: {page} in {run.seconds:.1f} s wall, {run.cells} cells" if hasattr(run, "cells") else
+              f"{verdict}: {page} in {run.seconds:.1f} s wall, {run.n_cells} cells")
+        if run.error:
+            print(run.error)
+        status |= bool(run.error or failed)
+    sys.exit(status)

@@ -36,6 +36,8 @@ __all__ = [
     "assert_close",
     "ErrorCheck",
     "expect_error",
+    "Verdict",
+    "Checks",
     "numerical_gradient",
     "gradcheck",
     "random_expression",
@@ -77,6 +79,7 @@ REPLAY = Tolerance("REPLAY", 1e-4, 1e-4)
 """Re-running a committed float32 computation (a checkpoint's loss), possibly on another BLAS build."""
 
 TOLERANCES: dict[str, Tolerance] = {t.name: t for t in (EXACT, FLOAT64, FLOAT32, FLOAT32_MODEL, GRADCHECK, REPLAY)}
+"""Every named tolerance, by name."""
 
 
 def _as_array(x: Any, what: str) -> np.ndarray:
@@ -116,10 +119,8 @@ class Comparison:
     def _repr_markdown_(self) -> str:
         mark = "✅" if self.passed else "❌"
         return (
-            f"{mark} **{self.name}**: max \\|ours − reference\\| = `{self.max_abs_err:.3g}` "
-            f"(max relative `{self.max_rel_err:.3g}`) over shape `{self.shape}`; "
-            f"tolerance `{self.tolerance.name}` (rtol {self.tolerance.rtol:g}, atol {self.tolerance.atol:g})"
-            + ("" if self.passed else f"\n\n{self.message}")
+            f"{mark} **{self.name}** · max error `{self.max_abs_err:.2g}` · `{self.tolerance.name}`"
+            + ("" if self.passed else f"\n\n**Failed:** {_md_escape(self.message)}")
         )
 
     def __repr__(self) -> str:
@@ -202,7 +203,7 @@ class ErrorCheck:
         return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.message}"
 
     def _repr_markdown_(self) -> str:
-        return f"{'✅' if self.passed else '❌'} **{self.name}**: `{self.message}`"
+        return f"{'✅' if self.passed else '❌'} **{self.name}** · {_md_code(self.message)}"
 
     def __repr__(self) -> str:
         return str(self)
@@ -234,6 +235,167 @@ def expect_error(
     except Exception as err:  # noqa: BLE001 -- reported, not swallowed silently
         return ErrorCheck(name, False, f"expected {error.__name__}, got {type(err).__name__}: {err}")
     return ErrorCheck(name, False, f"expected {error.__name__}, but the call returned normally")
+
+
+def _md_escape(text: str) -> str:
+    """Text that Markdown shows as written, inside a table cell or a paragraph."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_").replace("\n", " ")
+
+
+def _md_code(text: str) -> str:
+    """Inline code for any text: a backtick fence longer than any run of backticks inside it."""
+    text = text.replace("\n", " ").replace("|", "¦")
+    fence = "`" * (max((len(r) for r in text.split("`")[1::2]), default=0) + 1 if "`" in text else 1)
+    return f"{fence} {text} {fence}" if "`" in text else f"`{text}`"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A check that is not a numeric comparison: a condition computed on the page, and its evidence.
+
+    For example a statistical test (``p > 1e-4``) or "the loss beats the bigram baseline". The
+    condition must be computed from results, never written as a constant.
+    """
+
+    name: str
+    passed: bool
+    evidence: str
+    """What was measured, in a few words (shown in the table)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.passed, (bool, np.bool_)):
+            raise TypeError(f"passed should be a bool computed from results, got {type(self.passed).__name__}")
+
+    def __bool__(self) -> bool:
+        return bool(self.passed)
+
+    def __str__(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.evidence}"
+
+    def _repr_markdown_(self) -> str:
+        return f"{'✅' if self.passed else '❌'} **{self.name}** · {self.evidence}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+CheckResult = Comparison | ErrorCheck | Verdict
+
+
+class Checks:
+    """A group of checks shown as one compact table: what was compared, the verdict, the error.
+
+    On a page, collect the results of `compare`, `gradcheck`, `expect_error` or a `Verdict`,
+    then make the group the cell's last expression::
+
+        checks = Checks("our LayerNorm against torch.nn.LayerNorm")
+        checks.compare(ours(x), ref(x), FLOAT64, name="float64, eps 1e-5")
+        checks.expect_error(lambda: ours(bad), ValueError, "d_model", name="wrong width is refused")
+        checks
+
+    The table's first line says how many checks passed. A failed check is never folded away: its
+    row is marked ❌, and the reason is printed in full above the table. The tolerances' rtol/atol
+    and each comparison's relative error and shape are in a collapsible details block. A group
+    with no checks shows ❌ (a check that cannot fail, or never ran, proves nothing).
+
+    Args:
+        title: what is compared with what, shown as the table's heading.
+    """
+
+    def __init__(self, title: str) -> None:
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title should be a non-empty string saying what is checked, got {title!r}")
+        self.title = title
+        self.results: list[CheckResult] = []
+
+    def add(self, result: CheckResult) -> CheckResult:
+        """Add a `Comparison`, `ErrorCheck` or `Verdict`; returns it, so ``if checks.add(...)`` works."""
+        if not isinstance(result, (Comparison, ErrorCheck, Verdict)):
+            raise TypeError(
+                f"Checks.add takes a Comparison, ErrorCheck or Verdict (from compare, gradcheck, expect_error or "
+                f"Verdict(...)), got {type(result).__name__}"
+            )
+        self.results.append(result)
+        return result
+
+    def compare(self, actual: Any, expected: Any, tol: Tolerance = FLOAT64, name: str = "comparison") -> Comparison:
+        """`compare` ``actual`` with ``expected`` and add the result to the group."""
+        return self.add(compare(actual, expected, tol=tol, name=name))
+
+    def expect_error(self, fn: Callable[[], Any], error: type[BaseException], match: str, name: str = "bad input is refused") -> ErrorCheck:
+        """`expect_error` and add the result to the group."""
+        return self.add(expect_error(fn, error, match, name=name))
+
+    def verify(self, passed: bool, name: str, evidence: str) -> Verdict:
+        """Add a `Verdict`: ``passed`` must be computed from results (a bool), ``evidence`` says what was measured."""
+        return self.add(Verdict(name, bool(passed) if isinstance(passed, np.bool_) else passed, evidence))
+
+    @property
+    def passed(self) -> bool:
+        """True when the group has at least one check and every check passed."""
+        return bool(self.results) and all(bool(r) for r in self.results)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __str__(self) -> str:
+        n_ok = sum(bool(r) for r in self.results)
+        lines = [f"{'PASS' if self.passed else 'FAIL'} {self.title}: {n_ok} of {len(self.results)} checks pass"]
+        lines += [f"  {r}" for r in self.results]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    @staticmethod
+    def _error_cell(r: CheckResult) -> str:
+        if isinstance(r, Comparison):
+            if math.isinf(r.max_abs_err) and not r.passed:
+                return "shape differs"
+            return "0" if r.max_abs_err == 0 else f"{r.max_abs_err:.1e}"
+        if isinstance(r, ErrorCheck):
+            return _md_code(r.message.split(":", 1)[0]) if r.passed else "–"
+        return _md_escape(r.evidence)
+
+    @staticmethod
+    def _tol_cell(r: CheckResult) -> str:
+        if isinstance(r, Comparison):
+            return f"`{r.tolerance.name}`"
+        return "error raised" if isinstance(r, ErrorCheck) else "condition"
+
+    def _repr_markdown_(self) -> str:
+        n_ok = sum(bool(r) for r in self.results)
+        if not self.results:
+            return f"❌ **{_md_escape(self.title)}**: no checks ran, so nothing was verified."
+        if self.passed:
+            head = f"✅ **{_md_escape(self.title)}**: all {len(self.results)} checks pass" if len(self.results) > 1 else \
+                   f"✅ **{_md_escape(self.title)}**: the check passes"
+        else:
+            head = f"❌ **{_md_escape(self.title)}: {len(self.results) - n_ok} of {len(self.results)} checks FAILED**"
+        parts = [f"::: {{.checks .checks-{'pass' if self.passed else 'fail'}}}", "", head, ""]
+        for r in self.results:
+            if not r:
+                reason = r.message if isinstance(r, (Comparison, ErrorCheck)) else r.evidence
+                parts += [f"> ❌ **{_md_escape(r.name)}**: {_md_escape(reason)}", ""]
+        parts += ["| | check | max error or result | tolerance |", "|:-:|:--|--:|:--|"]
+        for r in self.results:
+            parts.append(f"| {'✅' if r else '❌'} | {_md_escape(r.name)} | {self._error_cell(r)} | {self._tol_cell(r)} |")
+        details = []
+        tols = {r.tolerance.name: r.tolerance for r in self.results if isinstance(r, Comparison)}
+        for t in tols.values():
+            details.append(f"- `{t.name}`: \\|ours − reference\\| ≤ atol + rtol · \\|reference\\| with rtol {t.rtol:g}, atol {t.atol:g}")
+        for r in self.results:
+            if isinstance(r, Comparison):
+                details.append(f"- {_md_escape(r.name)}: shape `{r.shape}`, max relative error {r.max_rel_err:.2g}")
+            elif isinstance(r, ErrorCheck):
+                details.append(f"- {_md_escape(r.name)}: {_md_code(r.message)}")
+        if details:
+            parts += ["", "<details><summary>Tolerances and details</summary>", "", *details, "", "</details>"]
+        parts += ["", ":::"]
+        return "\n".join(parts) + "\n"
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
