@@ -28,6 +28,7 @@ class SourceCode:
 
     @property
     def caption(self) -> str:
+        """Where the code comes from, e.g. ``mechlearn/backprop/value.py, lines 40–72``."""
         return f"{self.path}, lines {self.first_line}–{self.last_line}"
 
     def _repr_markdown_(self) -> str:

@@ -47,6 +47,7 @@ __all__ = [
 FIRST_DAY = dt.date(2026, 8, 15)
 """The date of Day 1; Day ``n`` is ``FIRST_DAY + (n - 1)`` days."""
 N_DAYS = 100
+"""The number of days in the plan."""
 
 PARTS: dict[str, str] = {
     "Fundamentals": "fundamentals",

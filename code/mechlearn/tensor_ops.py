@@ -64,18 +64,22 @@ def einsum_trace(a: Float[np.ndarray, "n n"]) -> float:
 
 
 def einsum_mv(m: Float[np.ndarray, "i j"], v: Float[np.ndarray, " j"]) -> Float[np.ndarray, " i"]:
+    """Matrix–vector product ``m @ v``: the index ``j`` is summed because it is absent from the output."""
     return np.einsum("i j, j -> i", m, v)
 
 
 def einsum_mm(a: Float[np.ndarray, "i j"], b: Float[np.ndarray, "j k"]) -> Float[np.ndarray, "i k"]:
+    """Matrix product ``a @ b``: the shared index ``j`` is summed."""
     return np.einsum("i j, j k -> i k", a, b)
 
 
 def einsum_inner(u: Float[np.ndarray, " i"], v: Float[np.ndarray, " i"]) -> float:
+    """Inner product ``u · v``: every index is summed, so the output is a scalar."""
     return float(np.einsum("i, i ->", u, v))
 
 
 def einsum_outer(u: Float[np.ndarray, " i"], v: Float[np.ndarray, " j"]) -> Float[np.ndarray, "i j"]:
+    """Outer product: no index is shared or summed, so ``out[i, j] = u[i] * v[j]``."""
     return np.einsum("i, j -> i j", u, v)
 
 

@@ -31,10 +31,12 @@ def tensor(array: Any, requires_grad: bool = False) -> Tensor:
 
 
 def zeros(*shape: int, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of the given shape (``zeros(2, 3)``), like ``torch.zeros``."""
     return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
 
 
 def ones(*shape: int, dtype: Any = np.float64, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of the given shape (``ones(2, 3)``), like ``torch.ones``."""
     return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
 
 
@@ -226,18 +228,22 @@ def _index(index: Any) -> Any:
 
 
 def _reshape_method(self: Tensor, *shape: Any) -> Tensor:
+    """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``: the same entries in a new shape (recorded for backprop)."""
     return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
 
 def _permute_method(self: Tensor, *axes: Any) -> Tensor:
+    """``t.permute(1, 0)`` or ``t.permute((1, 0))``: reorder the axes (recorded for backprop)."""
     return permute(self, tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
 
 
 def _expand_method(self: Tensor, *shape: Any) -> Tensor:
+    """``t.expand(4, 3)``: broadcast to a larger shape without copying (recorded for backprop)."""
     return expand(self, tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
 
 def _mean(self: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """The mean over ``dim`` (all entries if None), as the sum divided by the count (recorded for backprop)."""
     n = self.array.size if dim is None else int(np.prod([self.shape[d] for d in ((dim,) if isinstance(dim, int) else dim)]))
     return sum(self, dim, keepdim) / n
 
@@ -268,4 +274,14 @@ Tensor.argmax = lambda self, dim=None, keepdim=False: argmax(self, dim, keepdim)
 Tensor.reshape = _reshape_method
 Tensor.permute = _permute_method
 Tensor.expand = _expand_method
-Tensor.T = property(lambda self: permute(self, tuple(range(self.ndim))[::-1]))
+Tensor.T = property(lambda self: permute(self, tuple(range(self.ndim))[::-1]), doc="The tensor with its axes reversed (recorded for backprop).")
+for _name, _doc in {
+    "log": "Elementwise natural logarithm (recorded for backprop).",
+    "exp": "Elementwise exponential (recorded for backprop).",
+    "relu": "Elementwise ``max(x, 0)`` (recorded for backprop).",
+    "tanh": "Elementwise hyperbolic tangent (recorded for backprop).",
+    "sum": "The sum over ``dim`` (all entries if None), keeping the summed axes if ``keepdim`` (recorded for backprop).",
+    "maximum": "Elementwise maximum with ``other``; at ties the gradient is split equally (recorded for backprop).",
+    "argmax": "Indices of the largest entries along ``dim`` (no gradient).",
+}.items():
+    getattr(Tensor, _name).__doc__ = _doc

@@ -57,6 +57,7 @@ class ManualMLP:
 
     @property
     def n_layers(self) -> int:
+        """The number of linear layers."""
         return len(self.sizes) - 1
 
     def forward(self, x: Float[np.ndarray, "batch d_in"]) -> Float[np.ndarray, "batch d_out"]:

@@ -47,12 +47,14 @@ class Module:
         object.__setattr__(self, name, value)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(name, parameter)`` pairs of this module and, with dotted prefixes, of its submodules."""
         for name, p in self._parameters.items():
             yield prefix + name, p
         for name, m in self._modules.items():
             yield from m.named_parameters(prefix + name + ".")
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter of this module and its submodules."""
         return (p for _, p in self.named_parameters())
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -74,6 +76,7 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation of the module; subclasses define it (``module(x)`` calls it)."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __repr__(self) -> str:
@@ -81,6 +84,7 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
 
     def extra_repr(self) -> str:
+        """Extra text for this module's line in ``repr`` (sizes and options); empty by default."""
         return ""
 
 
@@ -105,22 +109,28 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, size=(out_features,)).astype(dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x @ weight.T + bias`` over the last axis of ``x``."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Linear expects inputs with last axis {self.in_features}, got shape {x.shape}")
         out = x @ self.weight.T
         return out + self.bias if self.bias is not None else out
 
     def extra_repr(self) -> str:
+        """Sizes and whether there is a bias, as ``torch.nn.Linear`` prints them."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class ReLU(Module):
+    """``max(x, 0)`` elementwise, as a module."""
     def forward(self, x: Tensor) -> Tensor:
+        """``max(x, 0)`` elementwise."""
         return F.relu(x)
 
 
 class Tanh(Module):
+    """``tanh(x)`` elementwise, as a module."""
     def forward(self, x: Tensor) -> Tensor:
+        """``tanh(x)`` elementwise."""
         return F.tanh(x)
 
 
@@ -133,6 +143,7 @@ class Sequential(Module):
             setattr(self, str(i), m)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply each submodule in order."""
         for m in self._modules.values():
             x = m(x)
         return x
@@ -169,6 +180,7 @@ class MLP(Module):
         self.layers = Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of shape ``(batch, sizes[-1])`` for inputs of shape ``(batch, sizes[0])``."""
         return self.layers(x)
 
     def to_torch(self) -> Any:
@@ -217,10 +229,12 @@ class SGD:
         self.lr = lr
 
     def zero_grad(self) -> None:
+        """Forget the gradients (``backward`` accumulates into ``.grad``)."""
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
+        """Update every parameter that has a gradient: ``p -= lr * p.grad``."""
         with no_grad():
             for p in self.params:
                 if p.grad is not None:

@@ -80,9 +80,11 @@ class BackwardFuncLookup:
         self._funcs: dict[tuple[Callable[..., Any], int], Callable[..., np.ndarray]] = {}
 
     def add_back_func(self, forward_fn: Callable[..., Any], arg_position: int, back_fn: Callable[..., np.ndarray]) -> None:
+        """Register ``back_fn`` as the backward function of argument ``arg_position`` of ``forward_fn``."""
         self._funcs[(forward_fn, arg_position)] = back_fn
 
     def get_back_func(self, forward_fn: Callable[..., Any], arg_position: int) -> Callable[..., np.ndarray]:
+        """The backward function registered for ``(forward_fn, arg_position)``; ``NotImplementedError`` names how to register one."""
         try:
             return self._funcs[(forward_fn, arg_position)]
         except KeyError:
@@ -94,6 +96,7 @@ class BackwardFuncLookup:
 
 
 BACK_FUNCS = BackwardFuncLookup()
+"""The registry that `backprop` consults; `mechlearn.backprop.functional` fills it."""
 
 
 def unbroadcast(broadcasted: Any, original: Any) -> np.ndarray:
@@ -137,14 +140,17 @@ class Tensor:
     # --- basic information ------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of the underlying array."""
         return self.array.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self.array.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the underlying array."""
         return self.array.dtype
 
     @property
@@ -159,11 +165,13 @@ class Tensor:
         return f"Tensor({self.array!r}, requires_grad={self.requires_grad})"
 
     def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
         if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.array.item()
 
     def numpy(self) -> np.ndarray:
+        """The underlying NumPy array (not a copy)."""
         return self.array
 
     def __bool__(self) -> bool:

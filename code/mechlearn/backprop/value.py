@@ -100,6 +100,7 @@ class Value:
         return out
 
     def exp(self) -> "Value":
+        """``e ** self``; overflow raises ``OverflowError`` naming the input."""
         try:
             e = math.exp(self.data)
         except OverflowError:
@@ -113,6 +114,7 @@ class Value:
         return out
 
     def log(self) -> "Value":
+        """The natural logarithm; a non-positive input raises ``ValueError``."""
         if self.data <= 0:
             raise ValueError(f"log expects a positive input, got {self.data:g}")
         out = Value(math.log(self.data), _prev=(self,), op="log")
@@ -124,6 +126,7 @@ class Value:
         return out
 
     def tanh(self) -> "Value":
+        """The hyperbolic tangent, with derivative ``1 - tanh²``."""
         t = math.tanh(self.data)
         out = Value(t, _prev=(self,), op="tanh")
 
@@ -134,6 +137,7 @@ class Value:
         return out
 
     def sigmoid(self) -> "Value":
+        """``1 / (1 + e^-x)``, computed without overflow, with derivative ``σ(1 - σ)``."""
         # Two branches so that exp never overflows: sigma(x) = 1/(1+e^-x) = e^x/(1+e^x).
         x = self.data
         s = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
@@ -146,6 +150,7 @@ class Value:
         return out
 
     def relu(self) -> "Value":
+        """``max(self, 0)``, with derivative 1 for positive inputs and 0 otherwise."""
         out = Value(max(self.data, 0.0), _prev=(self,), op="relu")
 
         def _backward() -> None:  # the subgradient at 0 is taken to be 0, as torch does

@@ -45,17 +45,21 @@ class Linear(nn.Module):
         self.bias = _uniform((out_features,), bound, generator) if bias else None
 
     def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
+        """``x @ weight.T + bias`` over the last axis of ``x``."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Linear expects inputs with last axis {self.in_features}, got shape {tuple(x.shape)}")
         out = torch.einsum("... i, o i -> ... o", x, self.weight)
         return out + self.bias if self.bias is not None else out
 
     def extra_repr(self) -> str:
+        """Sizes and whether there is a bias, as ``nn.Linear`` prints them."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class ReLU(nn.Module):
+    """``max(x, 0)`` elementwise, as ``nn.ReLU`` (the gradient at 0 is 0, as torch)."""
     def forward(self, x: Tensor) -> Tensor:
+        """``max(x, 0)`` elementwise."""
         return torch.maximum(x, torch.zeros((), dtype=x.dtype))
 
 
@@ -67,6 +71,7 @@ class Flatten(nn.Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` with axes ``start_dim..end_dim`` merged into one."""
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
         if start > end:
             raise ValueError(f"start_dim {self.start_dim} comes after end_dim {self.end_dim} for a {x.ndim}-d input")
@@ -85,18 +90,22 @@ class Conv2d(nn.Module):
         self.weight = _uniform((out_channels, in_channels, kernel_size, kernel_size), bound, generator)
 
     def forward(self, x: Float[Tensor, "batch in_channels h w"]) -> Float[Tensor, "batch out_channels oh ow"]:
+        """The convolution of ``x`` (``(batch, in_channels, h, w)``) with this layer's weight."""
         return F.conv2d(x, self.weight, self.stride, self.padding)
 
     def extra_repr(self) -> str:
+        """Channels, kernel size, stride and padding, as ``nn.Conv2d`` prints them."""
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class MaxPool2d(nn.Module):
+    """Max-pooling over ``kernel_size`` windows (stride defaults to the kernel size), as ``nn.MaxPool2d``."""
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Tensor) -> Tensor:
+        """The maximum of each window of ``x`` (``(batch, channels, h, w)``); see `mechlearn.cnn.functional.maxpool2d`."""
         return F.maxpool2d(x, self.kernel_size, self.stride, self.padding)
 
 
@@ -117,6 +126,7 @@ class BatchNorm2d(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch channels h w"]:
+        """Normalise each channel (batch statistics in training, running ones in eval), then scale and shift."""
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d expects (batch, {self.num_features}, h, w), got {tuple(x.shape)}")
         if self.training:
@@ -137,4 +147,5 @@ class BatchNorm2d(nn.Module):
         return x_hat * self.weight.reshape(shape) + self.bias.reshape(shape)
 
     def extra_repr(self) -> str:
+        """Features, eps and momentum, as ``nn.BatchNorm2d`` prints them."""
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -55,6 +55,7 @@ class ResidualBlock(nn.Module):
             self.downsample = None
 
     def forward(self, x: Float[Tensor, "batch in_feats h w"]) -> Float[Tensor, "batch out_feats oh ow"]:
+        """``relu(left(x) + right(x))``: the residual branch plus the (possibly downsampled) shortcut."""
         left = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         if not self.residual:
             return self.relu(left)
@@ -107,6 +108,7 @@ class ResNet(nn.Module):
         self.fc = Linear(out_features_per_group[-1], n_classes, generator=generator)
 
     def forward(self, x: Float[Tensor, "batch channels h w"]) -> Float[Tensor, "batch n_classes"]:
+        """Class logits for a batch of images."""
         from mechlearn.cnn.functional import maxpool2d
 
         x = self.relu(self.bn1(self.conv1(x)))

@@ -45,12 +45,14 @@ def sample_ring(n: int, rng: np.random.Generator, n_modes: int = 8, radius: floa
 
 
 class Generator(nn.Module):
+    """Maps latent noise ``z`` of shape ``(batch, latent_dim)`` to 2-D points through an MLP."""
     def __init__(self, latent_dim: int = 4, hidden: int = 128) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.net = mlp((latent_dim, hidden, hidden, 2))
 
     def forward(self, z: Float[Tensor, "batch latent"]) -> Float[Tensor, "batch 2"]:
+        """2-D points, one per row of ``z``."""
         return self.net(z)
 
 
@@ -65,6 +67,7 @@ class Discriminator(nn.Module):
         self.net = mlp((2 * pack, hidden, hidden, 1))
 
     def forward(self, x: Float[Tensor, "batch 2"]) -> Float[Tensor, " groups"]:
+        """One logit per group of ``pack`` consecutive points (real vs generated)."""
         if x.shape[0] % self.pack:
             raise ValueError(f"a batch of {x.shape[0]} samples cannot be split into packs of {self.pack}")
         return self.net(x.reshape(-1, 2 * self.pack)).squeeze(-1)

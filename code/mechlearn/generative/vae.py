@@ -41,6 +41,7 @@ class Autoencoder(nn.Module):
         self.decoder = nn.Sequential(mlp((latent_dim, hidden, n_pixels)), nn.Sigmoid())
 
     def forward(self, x: Float[Tensor, "batch pixels"]) -> tuple[Tensor, ...]:
+        """``(reconstruction, code)`` for a batch of flattened images."""
         z = self.encoder(x)
         return (self.decoder(z), z)
 
@@ -55,10 +56,12 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(mlp((latent_dim, hidden, n_pixels)), nn.Sigmoid())
 
     def encode(self, x: Float[Tensor, "batch pixels"]) -> tuple[Tensor, Tensor]:
+        """The posterior's ``(mu, logvar)`` for a batch of flattened images."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar
 
     def forward(self, x: Float[Tensor, "batch pixels"], generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
+        """``(reconstruction, mu, logvar)``: encode, sample ``z`` with the reparameterisation trick, decode."""
         mu, logvar = self.encode(x)
         z = reparameterise(mu, logvar, generator)
         return (self.decoder(z), mu, logvar)

@@ -29,6 +29,7 @@ from torch.nn.modules import module as _torch_module
 __all__ = ["HookPoint", "HookedRootModule", "HookFn", "ActivationCache"]
 
 HookFn = Callable[[Tensor, "HookPoint"], Tensor | None]
+"""A hook: called as ``fn(activation, hook_point)``; a tensor it returns replaces the activation, None keeps it."""
 """``fn(activation, hook)``: return a tensor to replace the activation, or None to leave it."""
 
 
@@ -67,6 +68,7 @@ class HookPoint(nn.Module):
         return len(self._forward_hooks)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The identity: the point where hooks read or replace the activation."""
         return x
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -77,6 +79,7 @@ class HookPoint(nn.Module):
         return super().__call__(x)
 
     def extra_repr(self) -> str:
+        """The hook point's name in the model."""
         return f"name={self.name!r}"
 
 

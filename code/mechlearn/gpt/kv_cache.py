@@ -36,9 +36,11 @@ class KVCache:
         return 0 if first is None else first[0].shape[2]
 
     def get(self, layer: int) -> tuple[Tensor, Tensor] | None:
+        """The cached ``(keys, values)`` of ``layer``, or None before its first step."""
         return self.entries[layer]
 
     def set(self, layer: int, kv: tuple[Tensor, Tensor]) -> None:
+        """Store ``(keys, values)`` of ``layer`` (detached: the cache carries no gradients)."""
         self.entries[layer] = (kv[0].detach(), kv[1].detach())
 
     def check_compatible(self, cfg: GPTConfig, batch: int) -> None:

@@ -61,6 +61,7 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
+        """The normalised stream; through `from_scratch` when a hook watches its steps."""
         if self.hook_scale.n_hooks or self.hook_normalized.n_hooks:
             return self.from_scratch(x)
         # Nothing observes or edits the intermediate values, so torch's fused kernel may compute the
@@ -85,6 +86,7 @@ class Embed(nn.Module):
         nn.init.normal_(self.W_E, std=cfg.init_range)
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        """``W_E[tokens]``: one row per token."""
         return self.W_E[tokens]
 
 
@@ -97,6 +99,7 @@ class PosEmbed(nn.Module):
         nn.init.normal_(self.W_pos, std=cfg.init_range)
 
     def forward(self, tokens: Int[Tensor, "batch pos"], offset: int = 0) -> Float[Tensor, "batch pos d_model"]:
+        """``W_pos`` rows ``offset .. offset + pos``, repeated over the batch."""
         batch, pos = tokens.shape
         return self.W_pos[offset : offset + pos].expand(batch, pos, -1)
 
@@ -116,6 +119,7 @@ class MLP(nn.Module):
         self.hook_pre, self.hook_post = HookPoint(), HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        """``act(x W_in + b_in) W_out + b_out`` at every position."""
         pre = self.hook_pre(affine(x, self.W_in, self.b_in))
         post = self.hook_post(self.act(pre))
         return affine(post, self.W_out, self.b_out)
@@ -133,6 +137,7 @@ class TransformerBlock(nn.Module):
     def forward(
         self, resid_pre: Float[Tensor, "batch pos d_model"], past_kv: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Float[Tensor, "batch pos d_model"], tuple[Tensor, Tensor]]:
+        """``(resid_post, (keys, values))``: attention then MLP added to the stream; ``past_kv`` continues a cached sequence."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_out, kv = self.attn(self.ln1(resid_pre), past_kv)
         resid_mid = self.hook_resid_mid(resid_pre + self.hook_attn_out(attn_out))
@@ -150,6 +155,7 @@ class Unembed(nn.Module):
         nn.init.normal_(self.W_U, std=cfg.init_range)
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_vocab"]:
+        """Logits ``x W_U + b_U``."""
         return affine(x, self.W_U, self.b_U)
 
 

@@ -62,6 +62,7 @@ class CharTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """The number of distinct characters, hence of token ids."""
         return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
@@ -106,6 +107,7 @@ class BPETokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """256 byte tokens plus one per learned merge."""
         return 256 + len(self.merges)
 
     @classmethod

@@ -32,6 +32,7 @@ class LRScheduler:
         self._apply()
 
     def factor(self, t: int) -> float:
+        """The multiplier of each group's base learning rate at step ``t``; subclasses define it."""
         raise NotImplementedError
 
     def _apply(self) -> None:
@@ -40,10 +41,12 @@ class LRScheduler:
             group["lr"] = base * f
 
     def step(self) -> None:
+        """Advance one step and set every group's learning rate to ``base * factor(step)``."""
         self.last_epoch += 1
         self._apply()
 
     def get_last_lr(self) -> list[float]:
+        """The learning rate of each parameter group now."""
         return [g["lr"] for g in self.optimizer.param_groups]
 
 
@@ -55,6 +58,7 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer)
 
     def factor(self, t: int) -> float:
+        """``lr_lambda(t)``."""
         return float(self.lr_lambda(t))
 
 
@@ -68,6 +72,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer)
 
     def factor(self, t: int) -> float:
+        """``gamma ** (t // step_size)``."""
         return self.gamma ** (t // self.step_size)
 
 
@@ -97,6 +102,7 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer)
 
     def factor(self, t: int) -> float:
+        """Linear from ``start_factor`` to ``end_factor`` over ``total_iters`` steps, then constant."""
         frac = min(t, self.total_iters) / self.total_iters
         return self.start_factor + (self.end_factor - self.start_factor) * frac
 
