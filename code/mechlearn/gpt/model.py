@@ -232,10 +232,13 @@ class GPT(HookedRootModule):
 
     @classmethod
     def load(cls, path: str | Path) -> "GPT":
-        """Rebuild a model saved with `save` (tensors and plain data only: ``weights_only=True``)."""
+        """Rebuild a model saved with `save`, in the dtype it was saved in (tensors and plain data only: ``weights_only=True``)."""
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
             raise ValueError(f"{path} is not a GPT checkpoint: expected a dict with 'config' and 'state_dict'")
         model = cls(GPTConfig(**blob["config"]))
+        dtypes = {v.dtype for v in blob["state_dict"].values() if v.is_floating_point()}
+        if len(dtypes) == 1:
+            model = model.to(dtypes.pop())  # load_state_dict copies into float32 parameters otherwise
         model.load_state_dict(blob["state_dict"])
         return model
