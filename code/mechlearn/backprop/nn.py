@@ -221,11 +221,19 @@ class SGD:
     """Plain stochastic gradient descent: ``p -= lr * p.grad`` (momentum and friends come on Day 10)."""
 
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            # A bare tensor is iterable (over its rows), so list() would silently update copies of them.
+            raise TypeError(
+                f"params should be an iterable of tensors (e.g. model.parameters() or [tensor]), got {type(params).__name__}"
+            )
         self.params = list(params)
         if not self.params:
             raise ValueError("SGD got an empty parameter list")
-        if not lr > 0:
-            raise ValueError(f"lr should be positive, got {lr}")
+        for p in self.params:
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"parameters should be mechlearn Tensors that require grad, got {type(p).__name__}")
+        if not 0 < lr < float("inf"):
+            raise ValueError(f"lr should be positive and finite, got {lr}")
         self.lr = lr
 
     def zero_grad(self) -> None:

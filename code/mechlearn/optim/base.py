@@ -25,6 +25,12 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        if isinstance(params, (torch.Tensor, dict)) or not isinstance(params, Iterable):
+            # A bare tensor is iterable (over its rows), so list() would silently optimise views of it.
+            raise TypeError(
+                "params should be an iterable of tensors or of parameter-group dicts (e.g. model.parameters() "
+                f"or [tensor]), got {type(params).__name__}"
+            )
         params = list(params)
         if not params:
             raise ValueError("the optimiser got an empty parameter list")
@@ -42,6 +48,8 @@ class Optimizer:
             for p in group["params"]:
                 if not isinstance(p, torch.Tensor) or not p.requires_grad:
                     raise TypeError(f"parameters must be torch tensors that require grad, got {type(p).__name__}")
+                if not p.is_leaf:
+                    raise ValueError("can't optimise a non-leaf tensor (one computed from others): pass the leaf parameters")
                 if id(p) in seen:
                     raise ValueError("a parameter appears in more than one group")
                 seen.add(id(p))
