@@ -19,6 +19,7 @@ Follows ARENA 1.1 (tokenisation) and Karpathy's ``minbpe``.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Ids for each character; a character not seen in training raises ``ValueError``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
         try:
             return [self.stoi[c] for c in text]
         except KeyError as err:
@@ -77,8 +80,7 @@ class CharTokenizer:
     def decode(self, ids: list[int]) -> str:
         """The string of the given ids; an id outside ``[0, vocab_size)`` raises ``ValueError``."""
         out = []
-        for i in ids:
-            i = int(i)
+        for i in _token_ids(ids):
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"token id {i} is out of range: ids should lie in [0, {self.vocab_size})")
             out.append(self.chars[i])
@@ -169,7 +171,7 @@ class BPETokenizer:
     def decode(self, ids: list[int]) -> str:
         """The string of the given ids (invalid UTF-8 from a partial sequence is shown as U+FFFD)."""
         try:
-            raw = b"".join(self.vocab[int(i)] for i in ids)
+            raw = b"".join(self.vocab[i] for i in _token_ids(ids))
         except KeyError as err:
             raise ValueError(f"token id {err.args[0]} is out of range: ids should lie in [0, {self.vocab_size})") from None
         return raw.decode("utf-8", errors="replace")
@@ -177,6 +179,25 @@ class BPETokenizer:
     def token_str(self, i: int) -> str:
         """A readable form of one token, e.g. ``' the'``."""
         return self.vocab[int(i)].decode("utf-8", errors="replace")
+
+
+def _token_ids(ids: object) -> list[int]:
+    """``ids`` as a list of Python ints; a non-integer id (``1.5``, a float tensor, a string) raises ``TypeError``.
+
+    Truncating ``1.7`` to ``1`` would decode a different token without a word, so it is refused.
+    """
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"decode expects a sequence of integer token ids, got {type(ids).__name__}")
+    out = []
+    for i in ids:
+        try:
+            out.append(operator.index(i))  # int, NumPy integer, or a one-element integer tensor
+        except TypeError:
+            raise TypeError(
+                f"token ids should be integers, got {i!r} ({type(i).__name__}); "
+                "cast whole-number ids with .long() (torch) or .astype(int) (NumPy)"
+            ) from None
+    return out
 
 
 def _merge(ids: list[int], pair: tuple[int, int], new: int) -> list[int]:
