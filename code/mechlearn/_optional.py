@@ -6,6 +6,7 @@
     torch             pip install "mechlearn[torch]"     optim, cnn, generative, gpt, raytrace, distributed
     tqdm              pip install "mechlearn[gpt]"       the progress bar of mechlearn.gpt.train
     transformer_lens  pip install "mechlearn[interop]"   mechlearn.gpt.interop (to/from TransformerLens)
+    transformers      pip install "mechlearn[interop]"   mechlearn.gpt.interop (to Hugging Face GPT2LMHeadModel)
     matplotlib        pip install "mechlearn[display]"   mechlearn.display.plot_*
     sklearn           pip install "mechlearn[data]"      mechlearn.data.load_digits_split
 
@@ -24,6 +25,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "torch": ("torch", "torch"),
     "tqdm": ("tqdm", "gpt"),
     "transformer_lens": ("transformer-lens", "interop"),
+    "transformers": ("transformers", "interop"),
     "matplotlib": ("matplotlib", "display"),
     "sklearn": ("scikit-learn", "data"),
 }

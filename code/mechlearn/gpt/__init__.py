@@ -8,7 +8,7 @@
     kv_cache    the key-value cache for generation
     sampling    greedy, temperature, top-k, top-p, frequency penalty, beam search
     train       the training loop and the character-level recipe with its committed checkpoint
-    interop     weights to and from a TransformerLens model built offline
+    interop     weights to and from a TransformerLens model, and to Hugging Face's GPT-2, built offline
     lens        the logit lens
     scaling     a tiny scaling experiment
 
@@ -28,6 +28,7 @@ from mechlearn.gpt.train import (
 )
 from mechlearn.gpt.interop import (
     from_transformer_lens, state_dict_from_tl, state_dict_to_tl, to_transformer_lens, to_transformer_lens_config,
+    state_dict_to_hf, to_hf_gpt2, to_hf_gpt2_config,
 )
 from mechlearn.gpt.lens import lens_scores, logit_lens, residual_stack
 from mechlearn.gpt.scaling import SCALING_TRAIN, SCALING_WIDTHS, fit_power_law, load_scaling, scaling_recipe, scaling_sweep
@@ -40,5 +41,6 @@ __all__ = [
     "CHAR_LM_CONFIG", "CHAR_LM_TRAIN", "TrainConfig", "char_lm_data", "estimate_loss", "get_batch",
     "load_char_lm", "next_token_loss", "ngram_cross_entropy", "train", "train_char_lm",
     "from_transformer_lens", "state_dict_from_tl", "state_dict_to_tl", "to_transformer_lens", "to_transformer_lens_config",
+    "state_dict_to_hf", "to_hf_gpt2", "to_hf_gpt2_config",
     "lens_scores", "logit_lens", "residual_stack", "fit_power_law", "scaling_sweep", "SCALING_TRAIN", "SCALING_WIDTHS", "load_scaling", "scaling_recipe",
 ]

@@ -12,6 +12,20 @@ heads folded into one axis; ours stores TransformerLens's analysis shapes, heads
 
 Given the same weights the two models' logits agree to float rounding (tested at 1e-5 in
 float32, tighter in float64), and weights round-trip exactly in both directions.
+
+Hugging Face ``transformers``' ``GPT2LMHeadModel``, what most engineers would reach for, is the
+second reference (`to_hf_gpt2`), also built from a config alone. GPT-2 stores its maps as
+``Conv1D``, ``(in, out)`` like ours, with query, key and value of all heads in one matrix:
+
+    ours W_Q, W_K, W_V  (n_heads, d_model, d_head)  ->  transformer.h.i.attn.c_attn.weight  (d_model, 3·n_heads·d_head)
+    ours W_O            (n_heads, d_head, d_model)  ->  transformer.h.i.attn.c_proj.weight  (n_heads·d_head, d_model)
+    ours unembed.W_U    (d_model, d_vocab)          ->  lm_head.weight                      (d_vocab, d_model)
+
+Two things do not map one to one. GPT-2 ties ``lm_head`` to the token embedding; ours has its
+own ``W_U``, so the config unties them (``tie_word_embeddings=False``). GPT-2's ``lm_head`` has no
+bias; ours has ``b_U``, so when ``b_U`` is not all zeros (after training) `to_hf_gpt2` gives the
+model a biased ``lm_head`` (a plain ``nn.Linear``) in place of the stock one. A config whose
+``n_heads · d_head`` differs from ``d_model`` has no GPT-2 counterpart and is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +40,10 @@ from mechlearn._optional import require
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
 
-__all__ = ["to_transformer_lens_config", "to_transformer_lens", "from_transformer_lens", "state_dict_to_tl", "state_dict_from_tl"]
+__all__ = [
+    "to_transformer_lens_config", "to_transformer_lens", "from_transformer_lens", "state_dict_to_tl", "state_dict_from_tl",
+    "to_hf_gpt2_config", "state_dict_to_hf", "to_hf_gpt2",
+]
 
 
 def to_transformer_lens_config(cfg: GPTConfig) -> Any:
@@ -104,3 +121,75 @@ def from_transformer_lens(bridge: Any) -> GPT:
     model = GPT(cfg).to(tl_state["embed.weight"].dtype)
     model.load_state_dict(state_dict_from_tl(tl_state, cfg), strict=True)
     return model.eval()
+
+
+# -- Hugging Face transformers' GPT2LMHeadModel -------------------------------------------
+
+_HF_ACT = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu"}
+"""Our ``act_fn`` names and ``transformers``' ``activation_function`` names for the same function."""
+
+
+def to_hf_gpt2_config(cfg: GPTConfig) -> Any:
+    """The ``transformers.GPT2Config`` with the same sizes as ``cfg``, dropout off and ``lm_head`` untied."""
+    GPT2Config = require("transformers", "mechlearn.gpt.interop").GPT2Config
+
+    if cfg.n_heads * cfg.d_head != cfg.d_model:
+        raise ValueError(
+            f"GPT-2 needs n_heads * d_head == d_model, got {cfg.n_heads} * {cfg.d_head} != {cfg.d_model}: "
+            "this config has no GPT2LMHeadModel counterpart"
+        )
+    return GPT2Config(
+        vocab_size=cfg.d_vocab, n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layers, n_head=cfg.n_heads,
+        n_inner=cfg.d_mlp, activation_function=_HF_ACT[cfg.act_fn], layer_norm_epsilon=cfg.layer_norm_eps,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False,
+        # GPT-2's default special ids (50256) lie outside a small vocabulary; generation stops on no token.
+        bos_token_id=None, eos_token_id=None, pad_token_id=None,
+    )
+
+
+def state_dict_to_hf(model: GPT) -> dict[str, Tensor]:
+    """Our weights, renamed and reshaped into a ``GPT2LMHeadModel`` state dict.
+
+    ``lm_head.bias`` is included only when ``b_U`` is not all zeros (the stock model has no such bias).
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"state_dict_to_hf expects a mechlearn GPT, got {type(model).__name__}")
+    to_hf_gpt2_config(model.cfg)  # refuses a config GPT-2 cannot express
+    sd: dict[str, Tensor] = {"transformer.wte.weight": model.embed.W_E, "transformer.wpe.weight": model.pos_embed.W_pos}
+    for i, block in enumerate(model.blocks):
+        p, a = f"transformer.h.{i}.", block.attn
+        sd[p + "ln_1.weight"], sd[p + "ln_1.bias"] = block.ln1.w, block.ln1.b
+        sd[p + "attn.c_attn.weight"] = torch.cat([einops.rearrange(W, "h m e -> m (h e)") for W in (a.W_Q, a.W_K, a.W_V)], dim=1)
+        sd[p + "attn.c_attn.bias"] = torch.cat([b.flatten() for b in (a.b_Q, a.b_K, a.b_V)])
+        sd[p + "attn.c_proj.weight"] = einops.rearrange(a.W_O, "h e m -> (h e) m")
+        sd[p + "attn.c_proj.bias"] = a.b_O
+        sd[p + "ln_2.weight"], sd[p + "ln_2.bias"] = block.ln2.w, block.ln2.b
+        sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"] = block.mlp.W_in, block.mlp.b_in
+        sd[p + "mlp.c_proj.weight"], sd[p + "mlp.c_proj.bias"] = block.mlp.W_out, block.mlp.b_out
+    sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"] = model.ln_final.w, model.ln_final.b
+    sd["lm_head.weight"] = model.unembed.W_U.T
+    if bool((model.unembed.b_U != 0).any()):
+        sd["lm_head.bias"] = model.unembed.b_U
+    return {k: v.detach().clone().contiguous() for k, v in sd.items()}
+
+
+def to_hf_gpt2(model: GPT, dtype: torch.dtype | None = None, attn_implementation: str | None = None) -> Any:
+    """A ``transformers.GPT2LMHeadModel`` with our model's config and weights, in eval mode.
+
+    Built from a config alone (no download). ``attn_implementation`` is passed to ``transformers``
+    (``"eager"`` or ``"sdpa"``; ``None`` takes its default). When ``b_U`` is not all zeros,
+    ``lm_head`` is a biased ``nn.Linear`` instead of the stock bias-free one.
+    """
+    GPT2LMHeadModel = require("transformers", "mechlearn.gpt.interop").GPT2LMHeadModel
+
+    sd = state_dict_to_hf(model)
+    dtype = dtype or model.embed.W_E.dtype
+    config = to_hf_gpt2_config(model.cfg)
+    if attn_implementation is not None:
+        config._attn_implementation = attn_implementation
+    hf = GPT2LMHeadModel(config)
+    if "lm_head.bias" in sd:
+        hf.lm_head = torch.nn.Linear(model.cfg.d_model, model.cfg.d_vocab, bias=True)
+    hf = hf.to(dtype)
+    hf.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True)
+    return hf.eval()
