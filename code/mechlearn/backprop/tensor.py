@@ -131,8 +131,11 @@ class Tensor:
         if isinstance(array, Tensor):
             raise TypeError("Tensor(Tensor) is ambiguous: pass tensor.array for a copy without history")
         self.array = np.asarray(array)
-        if self.array.dtype == object:
-            raise TypeError(f"Tensor needs numeric data, got an object array from {type(array).__name__}")
+        if self.array.dtype.kind not in "biufc":  # bool, int, uint, float, complex
+            raise TypeError(
+                f"Tensor needs numeric data (numbers or a numeric array), got dtype {self.array.dtype} "
+                f"from {type(array).__name__}"
+            )
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
         self.recipe: Recipe | None = None

@@ -14,6 +14,10 @@ and the convolution is one ``einsum`` of that view with the weights. Everything 
 differentiable by torch's autograd (``as_strided`` and ``einsum`` both are), and equals
 ``torch.nn.functional`` (the reference in the tests).
 
+Inputs are always batched: ``(N, C, H, W)`` (``(N, C, W)`` for the 1-D functions). Unlike torch,
+an unbatched ``(C, H, W)`` input is refused with a ``ValueError`` that says to add the batch axis
+(``x.unsqueeze(0)``), rather than guessed at.
+
 Reference: ARENA chapter 0.2, *CNNs & ResNets* (``as_strided``, ``conv1d``, ``conv2d``,
 ``maxpool2d``); Dumoulin & Visin, *A guide to convolution arithmetic* (2016).
 """
@@ -36,6 +40,17 @@ def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def _check_ndim(x: Tensor, ndim: int, layout: str, name: str = "input") -> None:
+    """Raise unless ``x`` is a floating-point tensor with ``ndim`` axes (unbatched input is not accepted)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} should be a torch.Tensor of shape {layout}, got {type(x).__name__}")
+    if x.ndim != ndim:
+        hint = "; for a single example add a batch axis with x.unsqueeze(0)" if x.ndim == ndim - 1 and name == "input" else ""
+        raise ValueError(f"{name} should have shape {layout} ({ndim} axes), got shape {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} should be a floating-point tensor, got dtype {x.dtype}")
+
+
 def _check_pair(x: Tensor, weight: Tensor) -> None:
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"input has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
@@ -45,6 +60,11 @@ def _check_pair(x: Tensor, weight: Tensor) -> None:
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """``floor((size + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1``: positions the kernel visits."""
+    if min(size, kernel, stride, dilation) < 1 or padding < 0:
+        raise ValueError(
+            f"need size, kernel, stride, dilation >= 1 and padding >= 0, got size={size}, kernel={kernel}, "
+            f"stride={stride}, dilation={dilation}, padding={padding}"
+        )
     out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     if out < 1:
         raise ValueError(
@@ -55,6 +75,9 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilat
 
 def pad1d(x: Float[Tensor, "batch channels width"], left: int, right: int, value: float = 0.0) -> Float[Tensor, "batch channels padded"]:
     """Pad the last axis with ``value``."""
+    _check_ndim(x, 3, "(N, C, W)")
+    if min(left, right) < 0:
+        raise ValueError(f"padding should be non-negative, got left={left}, right={right}")
     out = x.new_full((*x.shape[:-1], left + x.shape[-1] + right), value)
     out[..., left : left + x.shape[-1]] = x
     return out
@@ -63,6 +86,9 @@ def pad1d(x: Float[Tensor, "batch channels width"], left: int, right: int, value
 def pad2d(x: Float[Tensor, "batch channels height width"], left: int, right: int, top: int, bottom: int,
           value: float = 0.0) -> Float[Tensor, "batch channels padded_h padded_w"]:
     """Pad the last two axes with ``value``."""
+    _check_ndim(x, 4, "(N, C, H, W)")
+    if min(left, right, top, bottom) < 0:
+        raise ValueError(f"padding should be non-negative, got left={left}, right={right}, top={top}, bottom={bottom}")
     b, c, h, w = x.shape
     out = x.new_full((b, c, top + h + bottom, left + w + right), value)
     out[..., top : top + h, left : left + w] = x
@@ -72,6 +98,8 @@ def pad2d(x: Float[Tensor, "batch channels height width"], left: int, right: int
 def conv1d(x: Float[Tensor, "batch in_channels width"], weight: Float[Tensor, "out_channels in_channels kernel"],
            stride: int = 1, padding: int = 0, dilation: int = 1) -> Float[Tensor, "batch out_channels out_width"]:
     """1-D convolution (cross-correlation, as in torch), through an ``as_strided`` view of the windows."""
+    _check_ndim(x, 3, "(N, C, W)")
+    _check_ndim(weight, 3, "(out_channels, in_channels, kernel)", "weight")
     _check_pair(x, weight)
     if stride < 1 or dilation < 1:
         raise ValueError(f"stride and dilation should be at least 1, got {stride} and {dilation}")
@@ -89,6 +117,8 @@ def conv2d(x: Float[Tensor, "batch in_channels height width"],
            stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
            dilation: int | tuple[int, int] = 1) -> Float[Tensor, "batch out_channels out_h out_w"]:
     """2-D convolution (cross-correlation, as in torch), through an ``as_strided`` view of the windows."""
+    _check_ndim(x, 4, "(N, C, H, W)")
+    _check_ndim(weight, 4, "(out_channels, in_channels, kH, kW)", "weight")
     _check_pair(x, weight)
     (sh_, sw_), (ph, pw), (dh, dw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     if min(sh_, sw_, dh, dw) < 1:
@@ -113,9 +143,12 @@ def maxpool2d(x: Float[Tensor, "batch channels height width"], kernel_size: int 
     Where windows overlap (stride < kernel) an input that is chosen by several windows receives
     the sum of their gradients, again as torch.
     """
+    _check_ndim(x, 4, "(N, C, H, W)")
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh_, sw_) = _pair(stride if stride is not None else kernel_size, "stride")
     (ph, pw) = _pair(padding, "padding")
+    if min(kh, kw, sh_, sw_) < 1:
+        raise ValueError(f"kernel_size and stride should be at least 1, got {kernel_size} and {stride}")
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"padding should be at most half the kernel size (as in torch), got {padding} for kernel {kernel_size}")
     x = pad2d(x, pw, pw, ph, ph, value=float("-inf"))
@@ -131,6 +164,7 @@ def maxpool2d(x: Float[Tensor, "batch channels height width"], kernel_size: int 
 
 def fractional_stride_2d(x: Float[Tensor, "batch channels height width"], stride: int) -> Float[Tensor, "batch channels h2 w2"]:
     """Insert ``stride − 1`` zeros between neighbouring pixels (a "fractionally strided" input)."""
+    _check_ndim(x, 4, "(N, C, H, W)")
     if stride < 1:
         raise ValueError(f"stride should be at least 1, got {stride}")
     b, c, h, w = x.shape
@@ -148,6 +182,8 @@ def conv_transpose2d(x: Float[Tensor, "batch in_channels height width"],
     ``k − 1 − padding`` on each side, and convolve with the kernel flipped in both spatial axes and
     with its channel axes swapped. Output size: ``(size − 1)·stride − 2·padding + k``.
     """
+    _check_ndim(x, 4, "(N, C, H, W)")
+    _check_ndim(weight, 4, "(in_channels, out_channels, kH, kW)", "weight")
     if x.shape[1] != weight.shape[0]:
         raise ValueError(f"input has {x.shape[1]} channels but the weight expects {weight.shape[0]} (weight is (in, out, kH, kW))")
     if x.dtype != weight.dtype:
