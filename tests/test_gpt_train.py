@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import importlib
 import json
 import math
+import types
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +22,8 @@ from mechlearn.gpt import (
     lens_scores, load_char_lm, logit_lens, next_token_loss, ngram_cross_entropy, pydoc_text, scaling_sweep, train,
     train_char_lm,
 )
-from mechlearn.gpt.train import CHECKPOINT_DIR, sha256_file
+from mechlearn.gpt.tokenizer import PYDOC_CORPUS
+from mechlearn.gpt.training import CHECKPOINT_DIR, sha256_file
 from mechlearn.testing import FLOAT64, REPLAY, assert_close
 
 
@@ -49,8 +54,7 @@ def test_short_recipe_writes_a_matching_manifest_and_is_deterministic(tmp_path):
     assert committed["config"] == {**committed["config"], **CHAR_LM_CONFIG}, "CHAR_LM_CONFIG changed since the checkpoint was trained"
     assert committed["seed"] == CHAR_LM_TRAIN.seed
     assert first["corpus"]["sha256"] == committed["corpus"]["sha256"], (
-        f"the pydoc corpus differs from the one the checkpoint was trained on (Python {committed['corpus']['python']}); "
-        "each Python release ships its own pydoc_data text, so run the tests on that Python version"
+        "the shipped pydoc corpus differs from the one the checkpoint was trained on"
     )
     # Step 0 is evaluated before any update, so the same seed must give the committed initial losses.
     for key in ("train_loss", "val_loss"):
@@ -71,14 +75,21 @@ def test_committed_checkpoint_matches_its_manifest():
     assert manifest["final_val_loss"] < 0.6 * np.log(model.cfg.d_vocab)
 
 
-def test_committed_corpus_is_this_pythons_pydoc_text_and_the_tokenizer_comes_from_the_checkpoint():
+def test_shipped_corpus_is_the_one_the_checkpoint_was_trained_on_and_the_tokenizer_comes_from_the_checkpoint():
     manifest = json.loads((CHECKPOINT_DIR / "char_lm.json").read_text())
-    digest = hashlib.sha256(pydoc_text().encode("utf-8")).hexdigest()
+    # The corpus ships with the package (CPython 3.11.7's pydoc_data text, gzip), so every Python
+    # version reads the same bytes; the running interpreter's own pydoc_data is not used.
+    shipped = gzip.decompress(PYDOC_CORPUS.read_bytes())
+    digest = hashlib.sha256(shipped).hexdigest()
     assert digest == manifest["corpus"]["sha256"], (
-        f"this Python's pydoc_data text (sha256 {digest[:12]}…) is not the corpus the checkpoint was trained on "
-        f"(Python {manifest['corpus']['python']}, sha256 {manifest['corpus']['sha256'][:12]}…): each Python release "
-        "ships its own help text, so losses re-evaluated here would not match the manifest"
+        f"the shipped corpus {PYDOC_CORPUS.name} (sha256 {digest[:12]}…) is not the corpus the checkpoint was trained on "
+        f"(sha256 {manifest['corpus']['sha256'][:12]}…): losses re-evaluated here would not match the manifest"
     )
+    assert pydoc_text().encode("utf-8") == shipped
+    assert len(pydoc_text()) == manifest["corpus"]["n_train_tokens"] + manifest["corpus"]["n_val_tokens"]
+    notes = PYDOC_CORPUS.parent / "README.md"
+    assert digest in notes.read_text(), f"{notes} should record the corpus's sha256"
+    assert "Python Software Foundation License" in (PYDOC_CORPUS.parent / "LICENSE-PSF.txt").read_text()
     # The vocabulary is stored in the checkpoint, not rebuilt from the corpus: a different corpus
     # cannot silently renumber the characters. A character the model never saw is a clear error.
     _, tokenizer, _ = load_char_lm()
@@ -124,6 +135,64 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
         load_char_lm(tmp_path / "missing.pt")
 
 
+def _recipe_outputs_in_package() -> dict[str, str]:
+    """sha256 of every file in the installed package a recipe could write (its output names, and checkpoints/)."""
+    import mechlearn
+
+    root = Path(mechlearn.__file__).parent
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()
+            and (p.name in ("char_lm.pt", "char_lm.json", "scaling.json") or CHECKPOINT_DIR in p.parents)}
+
+
+def test_recipes_write_to_the_chosen_folder_and_never_into_the_package(tmp_path, monkeypatch):
+    from mechlearn.gpt import load_scaling, scaling_recipe
+    from mechlearn.gpt.__main__ import main
+
+    before = _recipe_outputs_in_package()
+    assert sorted(before) == ["gpt/checkpoints/char_lm.json", "gpt/checkpoints/char_lm.pt", "gpt/checkpoints/scaling.json"]
+    out = tmp_path / "runs" / "lm"
+    assert main(["char_lm", "--out", str(out), "--max-steps", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["char_lm.json", "char_lm.pt"]
+    model, _, manifest = load_char_lm(out)  # a folder loads its char_lm.pt
+    assert manifest["train_config"]["max_steps"] == 1 and manifest["sha256"] == sha256_file(out / "char_lm.pt")
+    assert load_char_lm()[2]["train_config"]["max_steps"] == CHAR_LM_TRAIN.max_steps, "None still loads the shipped model"
+    assert main(["scaling", "--out", str(tmp_path / "sweep"), "--max-steps", "1"]) == 0
+    assert load_scaling(tmp_path / "sweep")["train_config"]["max_steps"] == 1
+    # Without --out, the current directory.
+    monkeypatch.chdir(tmp_path)
+    assert main(["scaling", "--max-steps", "1"]) == 0
+    assert (tmp_path / "scaling.json").exists()
+    # The package's own folders are refused, before any training.
+    for folder in (CHECKPOINT_DIR, CHECKPOINT_DIR.parent, CHECKPOINT_DIR / "new"):
+        with pytest.raises(ValueError, match="refusing to write into the mechlearn package"):
+            train_char_lm(folder, max_steps=1)
+        with pytest.raises(ValueError, match="refusing to write into the mechlearn package"):
+            scaling_recipe(folder, max_steps=1)
+        with pytest.raises(SystemExit):
+            main(["char_lm", "--out", str(folder), "--max-steps", "1"])
+    monkeypatch.chdir(CHECKPOINT_DIR)
+    with pytest.raises(SystemExit):
+        main(["scaling", "--max-steps", "1"])
+    assert _recipe_outputs_in_package() == before, "a recipe wrote into the installed package"
+    assert not (CHECKPOINT_DIR / "new").exists()
+
+
+def test_every_gpt_submodule_imports_as_a_module_and_train_is_the_function():
+    """`mechlearn.gpt.train` is the training function, so the module that holds it has another name."""
+    import mechlearn.gpt as gpt
+
+    names = sorted(p.stem for p in Path(gpt.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert "training" in names and "train" not in names
+    for name in names:
+        assert isinstance(importlib.import_module(f"mechlearn.gpt.{name}"), types.ModuleType), name
+        assert isinstance(getattr(gpt, name), types.ModuleType), f"mechlearn.gpt.{name} is hidden by another object"
+    assert callable(gpt.train) and gpt.train is importlib.import_module("mechlearn.gpt.training").train
+    # The committed manifests name the function that wrote them.
+    for manifest in ("char_lm.json", "scaling.json"):
+        module, _, function = json.loads((CHECKPOINT_DIR / manifest).read_text())["recipe"].rpartition(".")
+        assert callable(getattr(importlib.import_module(module), function)), manifest
+
+
 def test_logit_lens_last_layer_is_the_model_output():
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=11, n_ctx=8, d_model=16, n_layers=3, n_heads=2)).double().eval()
@@ -164,7 +233,7 @@ def test_scaling_recipe_short_run_reproduces_the_committed_start(tmp_path):
 
     committed = load_scaling()
     assert committed["widths"] == SCALING_WIDTHS and committed["seed"] == 0
-    short = scaling_recipe(tmp_path / "scaling.json", max_steps=2)
+    short = scaling_recipe(tmp_path, max_steps=2)
     for ours, theirs in zip(short["rows"], committed["rows"]):
         assert ours["n_params_non_embedding"] == theirs["n_params_non_embedding"]
         # Step 0 is evaluated before any update: the same seed must give the same initial losses.

@@ -7,7 +7,7 @@
     hooks       HookPoint, run-with-cache, run-with-hooks
     kv_cache    the key-value cache for generation
     sampling    greedy, temperature, top-k, top-p, frequency penalty, beam search
-    train       the training loop and the character-level recipe with its committed checkpoint
+    training    the training loop (`train`) and the character-level recipe with its committed checkpoint
     interop     weights to and from a TransformerLens model, and to Hugging Face's GPT-2, built offline
     lens        the logit lens
     scaling     a tiny scaling experiment
@@ -22,7 +22,7 @@ from mechlearn.gpt.attention import Attention
 from mechlearn.gpt.model import GPT, MLP, Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed, gelu_new
 from mechlearn.gpt.tokenizer import BPETokenizer, CharTokenizer, bytes_per_token, pretokenize, pydoc_text, train_val_split
 from mechlearn.gpt.sampling import Beam, beam_search, generate, sample_next, sampling_probs, sequence_logprob
-from mechlearn.gpt.train import (
+from mechlearn.gpt.training import (
     CHAR_LM_CONFIG, CHAR_LM_TRAIN, TrainConfig, char_lm_data, estimate_loss, get_batch, load_char_lm,
     next_token_loss, ngram_cross_entropy, train, train_char_lm,
 )

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
-from mechlearn.gpt.train import TrainConfig, train
+from mechlearn.gpt.training import TrainConfig, train
 
 __all__ = ["scaling_sweep", "fit_power_law", "SCALING_WIDTHS", "SCALING_TRAIN", "scaling_recipe", "load_scaling"]
 
@@ -92,14 +92,20 @@ def fit_power_law(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     return float(math.exp(intercept)), float(-slope)
 
 
-def scaling_recipe(out_path: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
+def scaling_recipe(out_dir: str | Path, max_steps: int | None = None) -> dict[str, Any]:
     """Run the committed sweep (`SCALING_WIDTHS` × `SCALING_TRAIN` on the pydoc characters) and write its manifest.
 
     Args:
-        out_path: where to write the JSON; defaults to ``checkpoints/scaling.json`` in the package.
+        out_dir: the folder to write ``scaling.json`` into (created if missing); never the package's
+            ``checkpoints/``, whose committed copy is replaced only by hand.
         max_steps: shorten every run (tests use a couple of steps); None for the full recipe.
+
+    Raises:
+        ValueError: ``out_dir`` lies inside the ``mechlearn`` package (see `recipe_output_dir`).
     """
-    from mechlearn.gpt.train import CHECKPOINT_DIR, char_lm_data
+    from mechlearn.gpt.training import char_lm_data, recipe_output_dir
+
+    out = recipe_output_dir(out_dir) / "scaling.json"  # refuse before the sweep runs, not after
 
     cfg = SCALING_TRAIN if max_steps is None else TrainConfig(
         **{**asdict(SCALING_TRAIN), "max_steps": max_steps, "eval_every": min(SCALING_TRAIN.eval_every, max_steps)}
@@ -117,17 +123,18 @@ def scaling_recipe(out_path: str | Path | None = None, max_steps: int | None = N
         "torch": torch.__version__, "python": platform.python_version(),
         "rows": rows,
     }
-    out = Path(out_path) if out_path is not None else CHECKPOINT_DIR / "scaling.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
 def load_scaling(path: str | Path | None = None) -> dict[str, Any]:
-    """The committed sweep's manifest (run `scaling_recipe` to regenerate it)."""
-    from mechlearn.gpt.train import CHECKPOINT_DIR
+    """A sweep's manifest: the one shipped with the package (None), or a folder's ``scaling.json``, or a JSON file."""
+    from mechlearn.gpt.training import CHECKPOINT_DIR
 
-    path = Path(path) if path is not None else CHECKPOINT_DIR / "scaling.json"
+    path = CHECKPOINT_DIR / "scaling.json" if path is None else Path(path).expanduser()
+    if path.is_dir():
+        path = path / "scaling.json"
     if not path.exists():
-        raise FileNotFoundError(f"no scaling results at {path}; run `python -m mechlearn.gpt scaling` to produce them")
+        raise FileNotFoundError(f"no scaling results at {path}; run `python -m mechlearn.gpt scaling --out DIR` to produce them")
     return json.loads(path.read_text())

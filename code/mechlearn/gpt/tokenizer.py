@@ -11,29 +11,38 @@ As GPT-2 does, text is first split into word-like chunks (a leading space stays 
 the word) and merges never cross a chunk boundary; counting pairs over *distinct* chunks,
 weighted by frequency, makes training fast enough for a page.
 
-The corpus is CPython's ``pydoc_data.topics``: the help text of the language reference, which
-ships with every Python installation, so nothing is downloaded.
+The corpus is CPython's ``pydoc_data.topics``: the help text of the language reference. Each
+Python release ships its own version of it, so the package carries the text of CPython 3.11.7
+(``data/pydoc_topics.txt.gz``, PSF licence; see ``data/README.md``): every interpreter reads the
+same bytes, and nothing is downloaded.
 
 Follows ARENA 1.1 (tokenisation) and Karpathy's ``minbpe``.
 """
 
 from __future__ import annotations
 
+import gzip
 import operator
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = ["pydoc_text", "train_val_split", "CharTokenizer", "BPETokenizer", "pretokenize", "bytes_per_token"]
 
 _CHUNK = re.compile(r"""'(?:s|t|re|ve|m|ll|d)| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""")
 
 
-def pydoc_text() -> str:
-    """The help topics of the running Python (``pydoc_data.topics``), joined in sorted-key order."""
-    from pydoc_data.topics import topics
+PYDOC_CORPUS = Path(__file__).parent / "data" / "pydoc_topics.txt.gz"
+"""CPython 3.11.7's ``pydoc_data.topics`` values, sorted by key and joined by blank lines (UTF-8, gzip)."""
 
-    return "\n\n".join(topics[key] for key in sorted(topics))
+
+def pydoc_text() -> str:
+    """The shipped corpus: CPython 3.11.7's help topics (``pydoc_data.topics``), joined in sorted-key order.
+
+    The same text on every Python version (the running interpreter's own ``pydoc_data`` is not read).
+    """
+    return gzip.decompress(PYDOC_CORPUS.read_bytes()).decode("utf-8")
 
 
 def train_val_split(text: str, val_fraction: float = 0.1) -> tuple[str, str]:

@@ -7,10 +7,12 @@ is why the causal mask matters: without it position ``i`` could read its own ans
 
 `train_char_lm` is the *recipe*: it trains a small character-level model on CPython's own
 documentation and writes a checkpoint (a few MB) and a manifest (config, seed, losses, seconds,
-sha256). The committed run took about 13 minutes of optimiser steps on one thread of the project's
-2-core machine (the manifest's ``seconds``, 788, counts training steps only; the periodic loss
-estimates add more wall-clock time). The checkpoint is committed, pages load it with
-`load_char_lm`, and a test re-runs a short version of the recipe against the manifest.
+sha256) into a folder the caller chooses, never into the package: the shipped checkpoint in
+``checkpoints/`` is only replaced by copying a run's two files there by hand. The committed run took
+about 13 minutes of optimiser steps on one thread of the project's 2-core machine (the manifest's
+``seconds``, 788, counts training steps only; the periodic loss estimates add more wall-clock time).
+The checkpoint is shipped with the package, pages load it with `load_char_lm`, and a test re-runs a
+short version of the recipe against the manifest.
 
 Follows ARENA 1.1 ("Transformer from scratch", training) and nanoGPT's ``train.py``.
 """
@@ -33,15 +35,36 @@ from torch import Tensor
 
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
-from mechlearn.gpt.tokenizer import CharTokenizer, pydoc_text, train_val_split
+from mechlearn.gpt.tokenizer import PYDOC_CORPUS, CharTokenizer, pydoc_text, train_val_split
 
 __all__ = [
     "TrainConfig", "get_batch", "next_token_loss", "estimate_loss", "train", "CHAR_LM_CONFIG", "CHAR_LM_TRAIN",
-    "CHECKPOINT_DIR", "train_char_lm", "load_char_lm", "char_lm_data", "sha256_file", "ngram_cross_entropy",
+    "CHECKPOINT_DIR", "recipe_output_dir", "train_char_lm", "load_char_lm", "char_lm_data", "sha256_file",
+    "ngram_cross_entropy",
 ]
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-"""Where the committed checkpoints and manifests live (inside the package, so installs carry them)."""
+"""Where the committed checkpoints and manifests live (inside the package, so installs carry them).
+
+Read-only for the recipes: `train_char_lm` and `scaling_recipe` refuse to write anywhere in the package."""
+
+
+def recipe_output_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as an absolute folder for a recipe to write into, after refusing the package itself.
+
+    Raises:
+        ValueError: ``out_dir`` is the installed ``mechlearn`` package or lies inside it (for example
+            ``CHECKPOINT_DIR``): a recipe never overwrites the shipped checkpoints.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    package = Path(__file__).resolve().parent.parent
+    if out == package or package in out.parents:
+        raise ValueError(
+            f"refusing to write into the mechlearn package ({out}): the recipes write to a folder you choose, and "
+            f"the shipped checkpoints in {CHECKPOINT_DIR} are never overwritten. To replace a shipped checkpoint, "
+            "run the recipe elsewhere and copy its files into that folder by hand"
+        )
+    return out
 
 
 @dataclass
@@ -216,17 +239,23 @@ def sha256_file(path: str | Path) -> str:
 
 
 def train_char_lm(
-    out_dir: str | Path = CHECKPOINT_DIR, max_steps: int | None = None, name: str = "char_lm", progress: bool = False
+    out_dir: str | Path, max_steps: int | None = None, name: str = "char_lm", progress: bool = False
 ) -> dict[str, Any]:
     """Train the character-level LM and write ``{name}.pt`` and ``{name}.json`` into ``out_dir``.
 
     Args:
+        out_dir: the folder to write into (created if missing); never the package's ``checkpoints/``.
         max_steps: shorten the run (tests use a handful of steps); None for the full recipe.
 
     Returns:
         The manifest that was written.
+
+    Raises:
+        ValueError: ``out_dir`` lies inside the ``mechlearn`` package (see `recipe_output_dir`).
     """
     from mechlearn.seeding import set_seed
+
+    out_dir = recipe_output_dir(out_dir)  # refuse before minutes of training, not after
 
     train_cfg = CHAR_LM_TRAIN if max_steps is None else TrainConfig(
         **{**asdict(CHAR_LM_TRAIN), "max_steps": max_steps, "eval_every": max(1, min(CHAR_LM_TRAIN.eval_every, max_steps))}
@@ -235,19 +264,19 @@ def train_char_lm(
     tokenizer, train_data, val_data = char_lm_data()
     model = GPT(GPTConfig(d_vocab=tokenizer.vocab_size, **CHAR_LM_CONFIG))
     history = train(model, train_data, val_data, train_cfg, progress=progress)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / f"{name}.pt"
     model.save(ckpt, chars="".join(tokenizer.chars))
     manifest = {
         "name": name,
-        "recipe": "mechlearn.gpt.train.train_char_lm",
+        "recipe": "mechlearn.gpt.training.train_char_lm",
         "config": model.cfg.to_dict(),
         "train_config": asdict(train_cfg),
         "seed": train_cfg.seed,
         "n_params": model.cfg.n_params,
         "corpus": {
-            "source": "pydoc_data.topics (CPython help text), 90/10 train/validation split",
+            "source": "pydoc_data.topics (CPython 3.11.7 help text, shipped as mechlearn/gpt/data/"
+                      f"{PYDOC_CORPUS.name}), 90/10 train/validation split",
             "python": platform.python_version(),
             "n_train_tokens": len(train_data), "n_val_tokens": len(val_data),
             "sha256": hashlib.sha256(pydoc_text().encode("utf-8")).hexdigest(),
@@ -270,15 +299,21 @@ def train_char_lm(
 def load_char_lm(path: str | Path | None = None) -> tuple[GPT, CharTokenizer, dict[str, Any]]:
     """Load a character-level checkpoint and its manifest, after checking the file's sha256.
 
+    Args:
+        path: None for the checkpoint shipped with the package; a folder a recipe wrote into (its
+            ``char_lm.pt``); or a ``.pt`` file, whose manifest is the ``.json`` beside it.
+
     Returns:
         ``(model, tokenizer, manifest)``; the model is in eval mode.
     """
-    ckpt = Path(path) if path is not None else CHECKPOINT_DIR / "char_lm.pt"
+    ckpt = CHECKPOINT_DIR / "char_lm.pt" if path is None else Path(path).expanduser()
+    if ckpt.is_dir():
+        ckpt = ckpt / "char_lm.pt"
     manifest_path = ckpt.with_suffix(".json")
     if not ckpt.exists() or not manifest_path.exists():
         raise FileNotFoundError(
             f"no checkpoint at {ckpt} (with manifest {manifest_path.name}); "
-            "run `python -m mechlearn.gpt char_lm` to train one"
+            "run `python -m mechlearn.gpt char_lm --out DIR` to train one into DIR"
         )
     manifest = json.loads(manifest_path.read_text())
     digest = sha256_file(ckpt)
