@@ -34,33 +34,66 @@ __all__ = ["sampling_probs", "sample_next", "generate", "Beam", "beam_search", "
 
 
 def _check_knobs(temperature: float, top_k: int | None, top_p: float | None, frequency_penalty: float) -> None:
-    if temperature < 0:
-        raise ValueError(f"temperature should be >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+    if not 0 <= temperature < float("inf"):  # also refuses NaN
+        raise ValueError(f"temperature should be >= 0 and finite (0 means greedy), got {temperature}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k should be a positive int or None, got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p should lie in (0, 1] or be None, got {top_p!r}")
-    if frequency_penalty < 0:
-        raise ValueError(f"frequency_penalty should be >= 0, got {frequency_penalty}")
+    if not 0 <= frequency_penalty < float("inf"):
+        raise ValueError(f"frequency_penalty should be >= 0 and finite, got {frequency_penalty}")
+
+
+def _check_logits(logits: Tensor, previous: Tensor | None) -> None:
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(f"logits should be a floating-point torch.Tensor, got {getattr(logits, 'dtype', type(logits).__name__)}")
+    if logits.ndim not in (1, 2) or logits.shape[-1] == 0:
+        raise ValueError(f"logits should have shape (batch, d_vocab) or (d_vocab,) with d_vocab >= 1, got {tuple(logits.shape)}")
+    if logits.isnan().any():
+        raise ValueError("logits contain NaN")
+    if not (logits.amax(dim=-1) > float("-inf")).all():
+        raise ValueError("every row of logits needs at least one finite or +inf entry (a row of -inf has no distribution)")
+    if previous is not None:
+        if not isinstance(previous, Tensor) or previous.is_floating_point() or previous.ndim != logits.ndim:
+            raise ValueError(
+                f"previous should be an integer tensor of token ids with the same number of axes as logits ({logits.ndim}), "
+                f"got {getattr(previous, 'shape', type(previous).__name__)}"
+            )
+        if previous.ndim == 2 and previous.shape[0] != logits.shape[0]:
+            raise ValueError(f"previous has {previous.shape[0]} rows but logits has {logits.shape[0]}")
+        if previous.numel() and (previous.min() < 0 or previous.max() >= logits.shape[-1]):
+            raise ValueError(f"previous holds token ids outside [0, d_vocab={logits.shape[-1]})")
 
 
 def sampling_probs(
-    logits: Float[Tensor, "batch d_vocab"],
+    logits: Float[Tensor, "*batch d_vocab"],
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
     frequency_penalty: float = 0.0,
-    previous: Int[Tensor, "batch prev"] | None = None,
-) -> Float[Tensor, "batch d_vocab"]:
-    """The distribution `sample_next` draws from (one-hot on the argmax when ``temperature == 0``)."""
+    previous: Int[Tensor, "*batch prev"] | None = None,
+) -> Float[Tensor, "*batch d_vocab"]:
+    """The distribution `sample_next` draws from (one-hot on the argmax when ``temperature == 0``).
+
+    ``logits`` may also be one row, ``(d_vocab,)`` (with ``previous`` of shape ``(prev,)``); the result
+    then has shape ``(d_vocab,)``. As ``temperature → 0`` the distribution tends to the greedy one
+    (split equally among tied maxima), and a tiny positive temperature gives that limit, not NaN.
+    """
     _check_knobs(temperature, top_k, top_p, frequency_penalty)
+    _check_logits(logits, previous)
+    if logits.ndim == 1:
+        return sampling_probs(logits[None], temperature, top_k, top_p, frequency_penalty,
+                              None if previous is None else previous[None])[0]
     logits = logits.double()
     if frequency_penalty and previous is not None and previous.numel():
         counts = torch.zeros_like(logits).scatter_add_(1, previous.long(), torch.ones_like(previous, dtype=logits.dtype))
         logits = logits - frequency_penalty * counts
     if temperature == 0:
         return torch.zeros_like(logits).scatter_(1, logits.argmax(dim=-1, keepdim=True), 1.0)
-    logits = logits / temperature
+    # Subtract each row's maximum before dividing: the largest logit becomes 0 and the rest <= 0,
+    # so a tiny temperature sends them to -inf (probability 0) instead of inf - inf = NaN.
+    top = logits.amax(dim=-1, keepdim=True)
+    logits = (logits - top).nan_to_num(nan=0.0) / temperature  # +inf logits: inf - inf -> 0 (the maxima)
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -76,23 +109,29 @@ def sampling_probs(
 
 
 def sample_next(
-    logits: Float[Tensor, "batch d_vocab"],
+    logits: Float[Tensor, "*batch d_vocab"],
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
     frequency_penalty: float = 0.0,
-    previous: Int[Tensor, "batch prev"] | None = None,
+    previous: Int[Tensor, "*batch prev"] | None = None,
     generator: torch.Generator | None = None,
-) -> Int[Tensor, " batch"]:
-    """Draw one token per row; see the module docstring for the order of the knobs."""
+) -> Int[Tensor, "*batch"]:
+    """Draw one token per row; see the module docstring for the order of the knobs.
+
+    For one row of logits, ``(d_vocab,)``, returns a 0-d tensor (one token).
+    """
     if temperature == 0 and not (frequency_penalty and previous is not None and previous.numel()):
         # Greedy with nothing to penalise is the argmax of the logits themselves (float32 -> float64
         # is exact and keeps the order, so this is the token `sampling_probs` puts its mass on).
         _check_knobs(temperature, top_k, top_p, frequency_penalty)
+        _check_logits(logits, previous)
         return logits.argmax(dim=-1)
     probs = sampling_probs(logits, temperature, top_k, top_p, frequency_penalty, previous)
     if temperature == 0:
         return probs.argmax(dim=-1)
+    if probs.ndim == 1:
+        return torch.multinomial(probs, 1, generator=generator)[0]
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
