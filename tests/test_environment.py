@@ -67,6 +67,27 @@ def test_environment_yml_and_workflows_read_the_same_pins():
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
 
 
+def test_workflows_and_environment_yml_pin_the_python_the_checkpoints_were_made_with():
+    """One exact Python everywhere it is chosen: the release the committed manifests record."""
+    import json
+
+    import yaml
+
+    checkpoints = ROOT / "code" / "mechlearn" / "gpt" / "checkpoints"
+    made_with = {json.loads((checkpoints / "char_lm.json").read_text())["corpus"]["python"],
+                 json.loads((checkpoints / "scaling.json").read_text())["python"]}
+    assert len(made_with) == 1, f"the committed manifests were made with different Pythons: {made_with}"
+    (version,) = made_with
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    conda = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    assert f"python={version}" in conda, f"environment.yml should pin python={version} exactly, has {conda}"
+    for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        steps = [step for job in yaml.safe_load(workflow.read_text())["jobs"].values() for step in job["steps"]]
+        pins = [str(step.get("with", {}).get("python-version")) for step in steps
+                if step.get("uses", "").startswith("actions/setup-python@")]
+        assert pins and all(pin == version for pin in pins), f"{workflow.name} should set up Python {version} exactly, has {pins}"
+
+
 def test_transformer_lens_builds_a_small_model_offline():
     """TransformerLens 4.x builds a model from a config with no download (Part II compares our GPT to it)."""
     import torch
@@ -99,10 +120,13 @@ def test_mechlearn_installs_from_a_git_url_into_another_project(tmp_path):
     code = ("import mechlearn, mechlearn.backprop, mechlearn.testing, pathlib; print(mechlearn.__file__); "
             "print(mechlearn.backprop.Value(2.0) * 3); "
             "ckpt = pathlib.Path(mechlearn.__file__).parent / 'gpt' / 'checkpoints'; "
-            "print(sorted(p.name for p in ckpt.glob('*')))")
+            "print(sorted(p.name for p in ckpt.glob('*'))); "
+            "import gzip; print(len(gzip.decompress((ckpt.parent / 'data' / 'pydoc_topics.txt.gz').read_bytes())))")
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
                          check=True, capture_output=True, text=True)
-    first, second, third = out.stdout.splitlines()
+    first, second, third, fourth = out.stdout.splitlines()
     assert first.startswith(str(target)) and second.startswith("Value(6")
     # The committed checkpoints travel with the package, so load_char_lm works in an install.
     assert third == str(["char_lm.json", "char_lm.pt", "scaling.json"]), third
+    # So does the corpus they were trained on (466,273 bytes of CPython 3.11.7's pydoc text).
+    assert fourth == "466273", fourth
