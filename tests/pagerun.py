@@ -30,7 +30,11 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from mechlearn.logbook import python_cells, read_front_matter
 
 PAGE_LIMIT_S = 60.0
-"""Every page must execute within this many seconds on the project's 2-core machine."""
+"""Every page must execute within this many seconds of CPU time (the kernel and any processes it
+waits for). CPU time, not wall time, so a busy neighbour on the machine cannot fail a good page;
+pages aim for 20 s on a quiet machine, a 3x margin."""
+WALL_LIMIT_S = 180.0
+"""A hang guard: a page (or one cell) still running after this many seconds of wall time fails."""
 
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
@@ -66,6 +70,13 @@ def _mechlearn_block_network():
     socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
     return sys.executable
 _mechlearn_block_network()
+import resource as _mechlearn_resource
+_mechlearn_cpu_start = sum(getattr(_mechlearn_resource.getrusage(w), f) for w in (_mechlearn_resource.RUSAGE_SELF, _mechlearn_resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+__import__("sys").executable
+'''
+
+TRAILER_CELL = r'''
+sum(getattr(_mechlearn_resource.getrusage(w), f) for w in (_mechlearn_resource.RUSAGE_SELF, _mechlearn_resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime")) - _mechlearn_cpu_start
 '''
 
 
@@ -75,12 +86,15 @@ class PageRun:
 
     path: Path
     seconds: float
+    """Wall-clock seconds."""
     n_cells: int
     notebook: nbformat.NotebookNode
     error: str | None = None
     kernel_python: str = ""
     texts: list[str] = field(default_factory=list)
     """The text outputs of every cell, in order, for comparing two runs."""
+    cpu_seconds: float = float("nan")
+    """CPU seconds of the page's cells: the kernel and the processes it waited for."""
 
 
 def is_executable(path: Path) -> bool:
@@ -129,6 +143,7 @@ def to_notebook(path: Path) -> nbformat.NotebookNode:
         if options.get("warning") == "false" or page_warning is False:
             new.metadata["quiet_stderr"] = True  # Quarto leaves this cell's warnings off the page
         cells.append(new)
+    cells.append(nbformat.v4.new_code_cell(TRAILER_CELL))
     out = nbformat.v4.new_notebook(cells=cells)
     out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return out
@@ -136,7 +151,7 @@ def to_notebook(path: Path) -> nbformat.NotebookNode:
 
 def _texts(nb: nbformat.NotebookNode) -> list[str]:
     texts = []
-    for cell in nb.cells[1:]:
+    for cell in nb.cells[1:-1]:  # the page's cells, without the guard and the CPU-time trailer
         previous_stream = None
         for out in cell.get("outputs", []):
             if out.output_type == "stream":
@@ -158,15 +173,66 @@ def _texts(nb: nbformat.NotebookNode) -> list[str]:
     return [re.sub(r" at 0x[0-9a-f]+", " at 0x…", t) for t in texts]
 
 
-def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
-    """Execute one page in a fresh kernel; never raises for a page error (see ``PageRun.error``)."""
+_FREEZE_HINT = ("render it with Quarto (`make site`, or `quarto render PAGE` with QUARTO_PYTHON set to .venv/bin/python) "
+                "and commit _freeze/ and _freeze-sources.json")
+
+
+def _normalise(text: str) -> str:
+    text = _ANSI.sub("", text)
+    text = re.sub(r" at 0x[0-9a-f]+", " at 0x…", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def frozen_markdown(root: Path, path: Path) -> tuple[str | None, str | None]:
+    """``(markdown, problem)``: the page's frozen output from ``_freeze/``, or why it cannot be used.
+
+    The frozen output is current when Quarto's hash of the page source (MD5 of its text with LF
+    line endings) matches and the freeze guard finds the mechlearn code behind it unchanged.
+    """
+    import hashlib
+    import json
+
+    rel = Path(path).resolve().relative_to(root)
+    results = root / "_freeze" / rel.with_suffix("") / "execute-results" / "html.json"
+    if not results.is_file():
+        return None, f"{rel} has no frozen output ({results.relative_to(root)} is missing): {_FREEZE_HINT}"
+    frozen = json.loads(results.read_text(encoding="utf-8"))
+    source = Path(path).read_text(encoding="utf-8").replace("\r\n", "\n")
+    if frozen.get("hash") != hashlib.md5(source.encode("utf-8")).hexdigest():
+        return None, f"{rel} changed since it was frozen: {_FREEZE_HINT}"
+    sys.path.insert(0, str(root / "scripts"))
+    try:
+        import freeze_guard
+    finally:
+        sys.path.remove(str(root / "scripts"))
+    why = freeze_guard.stale_pages(root).get(rel.as_posix())
+    if why:
+        return None, f"{rel}'s frozen output is stale ({why}): {_FREEZE_HINT}"
+    return frozen["result"]["markdown"], None
+
+
+def compare_with_frozen(texts: list[str], markdown: str) -> str | None:
+    """None if every text output of this run appears in the frozen page (whitespace aside), else the first that does not."""
+    frozen = _normalise(markdown)
+    for i, text in enumerate(texts):
+        norm = _normalise(text)
+        if norm and norm not in frozen:
+            return f"output {i} of this run is not in the committed _freeze/ output (a missing seed, or _freeze/ is out of date):\n{text[:600]}"
+    return None
+
+
+def run_page(path: Path, limit: float = PAGE_LIMIT_S, wall_limit: float = WALL_LIMIT_S) -> PageRun:
+    """Execute one page in a fresh kernel; never raises for a page error (see ``PageRun.error``).
+
+    ``limit`` bounds the page's CPU seconds, ``wall_limit`` its wall-clock seconds (a hang guard).
+    """
     path = Path(path).resolve()
     nb = to_notebook(path)
     env = {**os.environ, **THREAD_ENV, **OFFLINE_ENV}
     client = NotebookClient(
         nb,
         kernel_name="python3",
-        timeout=max(1, int(limit)),  # per cell, so a runaway cell is stopped; the page total is checked below
+        timeout=max(1, int(wall_limit)),  # per cell, so a hung cell is stopped; the page totals are checked below
         startup_timeout=60,
         resources={"metadata": {"path": str(path.parent)}},
         allow_errors=False,
@@ -176,7 +242,7 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
     try:
         client.execute(env=env)
     except CellTimeoutError:
-        error = f"a cell ran longer than {limit:.0f} s"
+        error = f"a cell ran longer than {wall_limit:.0f} s of wall time (the hang guard)"
     except CellExecutionError as err:
         error = _ANSI.sub("", str(err))
     seconds = time.perf_counter() - start
@@ -185,8 +251,12 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
     for out in guard:
         if out.output_type == "execute_result":
             kernel_python = out.data.get("text/plain", "").strip("'\"")
+    cpu = float("nan")
+    for out in nb.cells[-1].get("outputs", []):
+        if out.output_type == "execute_result":
+            cpu = float(out.data.get("text/plain", "nan"))
     if error is None:
-        for i, cell in enumerate(nb.cells[1:], start=1):
+        for i, cell in enumerate(nb.cells[1:-1], start=1):
             for out in cell.get("outputs", []):
                 if out.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", []):
                     error = f"cell {i}: {out.ename}: {out.evalue}"
@@ -195,14 +265,16 @@ def run_page(path: Path, limit: float = PAGE_LIMIT_S) -> PageRun:
                 elif out.output_type == "stream" and out.name == "stderr" and not cell.metadata.get("quiet_stderr"):
                     error = (f"cell {i} wrote to stderr, which Quarto shows on the page (fix the warning, or give the "
                              f"cell `#| warning: false` if it is expected):\n{out.text[:1000]}")
-    if error is None and seconds > limit:
-        error = f"the page took {seconds:.1f} s, over the {limit:.0f} s limit"
+    if error is None and cpu > limit:
+        error = f"the page took {cpu:.1f} s of CPU time, over the {limit:.0f} s limit (wall time {seconds:.1f} s)"
+    if error is None and seconds > wall_limit:
+        error = f"the page took {seconds:.1f} s of wall time, over the {wall_limit:.0f} s hang guard"
     if error is None and kernel_python and Path(kernel_python).resolve() != Path(sys.executable).resolve():
         error = (
             f"the python3 kernel ran {kernel_python}, not this environment's {sys.executable}: a user-level "
             "kernelspec is shadowing it (see `jupyter kernelspec list`)"
         )
-    return PageRun(path, seconds, len(nb.cells) - 1, nb, error, kernel_python, _texts(nb))
+    return PageRun(path, seconds, len(nb.cells) - 2, nb, error, kernel_python, _texts(nb), cpu)
 
 
 if __name__ == "__main__":  # python tests/pagerun.py PAGE.qmd [...]: run pages as the tests do and show their output
@@ -220,8 +292,7 @@ if __name__ == "__main__":  # python tests/pagerun.py PAGE.qmd [...]: run pages 
         if not args.quiet:
             for text in run.texts:
                 print(text.rstrip(), end="\n\n")
-        print(f"{verdict}: {page} in {run.seconds:.1f} s wall, {run.cells} cells" if hasattr(run, "cells") else
-              f"{verdict}: {page} in {run.seconds:.1f} s wall, {run.n_cells} cells")
+        print(f"{verdict}: {page}: {run.cpu_seconds:.1f} s CPU, {run.seconds:.1f} s wall, {run.n_cells} cells")
         if run.error:
             print(run.error)
         status |= bool(run.error or failed)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pagerun import cell_options, is_executable, run_page, to_notebook
+from pagerun import cell_options, compare_with_frozen, frozen_markdown, is_executable, run_page, to_notebook
 
 
 def _page(tmp_path, body: str, front: str = "title: t"):
@@ -40,17 +42,59 @@ print("LOOPBACK OK")
     assert "".join(run.texts).split() == ["BLOCKED", "BLOCKED", "LOOPBACK", "OK"]
 
 
-def test_a_page_over_the_time_limit_fails(tmp_path):
-    run = run_page(_page(tmp_path, "```{python}\nimport time\ntime.sleep(4)\n```"), limit=2)
-    assert run.error is not None and "longer than 2 s" in run.error
-    run = run_page(_page(tmp_path, "```{python}\nimport time\ntime.sleep(1.5)\n```\n\n```{python}\ntime.sleep(1.5)\n```"), limit=2)
-    assert run.error is not None and "over the 2 s limit" in run.error
+def test_the_budget_is_cpu_time_and_wall_time_is_only_a_hang_guard(tmp_path):
+    spin = "```{python}\nimport time\nt = time.process_time()\nwhile time.process_time() - t < 1.5:\n    pass\n```"
+    run = run_page(_page(tmp_path, spin), limit=1)
+    assert run.error is not None and "of CPU time, over the 1 s limit" in run.error, run.error
+    assert run.cpu_seconds >= 1.5
+    # Sleeping costs wall time but no CPU: a busy machine (or a slow disk) cannot fail a page.
+    sleepy = run_page(_page(tmp_path, "```{python}\nimport time\ntime.sleep(2)\n```"), limit=1)
+    assert sleepy.error is None, sleepy.error
+    assert sleepy.cpu_seconds < 1 <= 2 <= sleepy.seconds
+    hung = run_page(_page(tmp_path, "```{python}\nimport time\ntime.sleep(4)\n```"), limit=60, wall_limit=2)
+    assert hung.error is not None and "longer than 2 s of wall time" in hung.error
+
+
+def test_cpu_time_counts_the_processes_a_page_waits_for(tmp_path):
+    body = ("```{python}\nimport subprocess, sys\n"
+            "subprocess.run([sys.executable, '-c', 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 1.5: pass'], check=True)\n```")
+    run = run_page(_page(tmp_path, body))
+    assert run.error is None, run.error
+    assert run.cpu_seconds >= 1.5, run.cpu_seconds
+
+
+def test_frozen_output_must_be_current_and_show_what_the_page_prints(tmp_path):
+    import hashlib
+    import json
+
+    page = tmp_path / "daily" / "p" / "index.qmd"
+    page.parent.mkdir(parents=True)
+    page.write_text("---\ntitle: t\n---\n\n```{python}\nprint(1 + 1)\n```\n")
+    (tmp_path / "code" / "mechlearn").mkdir(parents=True)
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    markdown, problem = frozen_markdown(tmp_path, page)
+    assert markdown is None and "has no frozen output" in problem
+    results = tmp_path / "_freeze" / "daily" / "p" / "index" / "execute-results" / "html.json"
+    results.parent.mkdir(parents=True)
+    frozen = {"hash": hashlib.md5(page.read_bytes()).hexdigest(), "result": {"markdown": "::: {.cell-output}\n```\n2\n```\n:::"}}
+    results.write_text(json.dumps(frozen))
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import freeze_guard
+
+    (tmp_path / freeze_guard.RECORD_NAME).write_text(json.dumps({"daily/p/index.qmd": freeze_guard.fingerprint(tmp_path, "daily/p/index.qmd")}))
+    markdown, problem = frozen_markdown(tmp_path, page)
+    assert problem is None, problem
+    assert compare_with_frozen(["2\n"], markdown) is None
+    assert "not in the committed _freeze/ output" in compare_with_frozen(["3\n"], markdown)
+    page.write_text(page.read_text() + "\nMore prose.\n")
+    assert "changed since it was frozen" in frozen_markdown(tmp_path, page)[1]
 
 
 def test_quarto_cell_options_are_honoured(tmp_path):
     body = "```{python}\n#| eval: false\nraise SystemExit\n```\n\n```{python}\n#| error: true\n1 / 0\n```\n\n```{python}\nprint('ran', flush=True)\n```"
     path = _page(tmp_path, body)
-    assert [c.source.splitlines()[0] for c in to_notebook(path).cells[1:]] == ["#| error: true", "print('ran', flush=True)"]
+    assert [c.source.splitlines()[0] for c in to_notebook(path).cells[1:-1]] == ["#| error: true", "print('ran', flush=True)"]
     run = run_page(path)
     assert run.error is None, run.error
     assert "ran\n" in run.texts
@@ -76,7 +120,7 @@ def test_printed_text_is_compared_whole_not_by_flush_chunk(tmp_path):
     run = run_page(page)
     assert run.error is None, run.error
     assert run.texts == ["0\n1\n2\n"], run.texts
-    outputs = run.notebook.cells[1].outputs
+    outputs = run.notebook.cells[1].outputs  # cell 0 is the guard, the last the CPU-time trailer
     assert len(outputs) >= 2, "the test needs the kernel to send the text in more than one chunk"
 
 
