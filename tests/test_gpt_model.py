@@ -63,6 +63,48 @@ def test_layernorm_fused_and_hooked_paths_agree():
     assert ln.hook_scale.n_hooks == 0
 
 
+
+def test_attention_fused_and_hooked_paths_agree_with_and_without_a_cache():
+    """Unhooked, attention calls torch's fused scaled_dot_product_attention; with a hook on the scores or
+    the pattern it computes each step (`Attention.from_scratch`). Outputs, cached keys and gradients agree."""
+    torch.manual_seed(0)
+    attn = Attention(GPTConfig(d_vocab=5, d_model=16, n_heads=4, n_ctx=12)).double()
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.normal_(0.0, 0.5)
+    x = torch.randn(2, 12, 16, dtype=torch.float64, requires_grad=True)
+
+    def run(hooked: bool, x, past=None):
+        handle = attn.hook_pattern.add_hook(lambda act, hook: None) if hooked else None
+        try:
+            return attn(x, past)
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    for hooked in (False, True):
+        out, kv = run(hooked, x)
+        (out ** 2).sum().backward()
+        grads = [x.grad.clone(), attn.W_Q.grad.clone()]
+        x.grad = None
+        attn.zero_grad()
+        # Continue a cached sequence by several queries (an explicit mask) and by one (no mask).
+        with torch.no_grad():
+            _, past = run(hooked, x[:, :5])
+            several, past = run(hooked, x[:, 5:11], past)
+            one, _ = run(hooked, x[:, 11:], past)
+        if hooked:
+            assert_close(out, ref_out, FLOAT64, name="attention output: fused vs from scratch")
+            assert_close(kv[0], ref_kv[0], EXACT, name="keys are the same with either path")
+            assert_close(torch.cat([several, one], 1), ref_tail, FLOAT64, name="cached continuation: fused vs from scratch")
+            assert_close(torch.cat([several, one], 1), out[:, 5:], FLOAT64, name="cached vs uncached, from scratch")
+            for g, ref_g, name in zip(grads, ref_grads, ("x", "W_Q")):
+                assert_close(g, ref_g, FLOAT64, name=f"gradient of {name}: fused vs from scratch")
+        else:
+            ref_out, ref_kv, ref_grads, ref_tail = out.detach(), kv, grads, torch.cat([several, one], 1)
+            assert_close(ref_tail, out[:, 5:].detach(), FLOAT64, name="cached vs uncached, fused")
+    assert attn.hook_pattern.n_hooks == 0
+
 def test_gelu_new_matches_torch_tanh_gelu():
     x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
     assert_close(gelu_new(x), F.gelu(x, approximate="tanh"), FLOAT64)
