@@ -36,7 +36,11 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -r requirements.txt -e .
 	touch $@
 
-setup: $(BIN)/.installed
+# The browser libraries the site serves itself (KaTeX), pinned in package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+
+setup: $(BIN)/.installed node_modules/.package-lock.json
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -57,6 +61,7 @@ reference: setup
 	cd $(CURDIR) && $(BIN)/quartodoc build
 
 preview: quarto reference
+	$(PY) scripts/vendor_assets.py _site
 	quarto preview
 
 site: quarto reference

@@ -7,6 +7,7 @@ would write one, so the repository's own ``_freeze/`` is never touched.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -122,8 +123,14 @@ def test_code_edited_during_a_render_leaves_the_page_stale(project):
 def test_the_scripts_run_as_quarto_runs_them(project):
     """Quarto runs pre/post-render scripts from the project folder with its Python."""
     shutil.copytree(ROOT / "scripts", project / "scripts")
-    subprocess.run([sys.executable, "scripts/post_render.py"], cwd=project, check=True)
+    (project / "node_modules").symlink_to(ROOT / "node_modules")  # KaTeX, installed by `make setup` (npm ci)
+    env = {**os.environ, "QUARTO_PROJECT_OUTPUT_DIR": str(project / "_site")}
+    subprocess.run([sys.executable, "scripts/post_render.py"], cwd=project, check=True, env=env)
     assert json.loads((project / "_freeze-sources.json").read_text()).keys() == frozen(project)
+    # The post-render step also copies the browser libraries the site serves itself.
+    for asset in ("vendor/katex/katex.min.js", "vendor/katex/katex.min.css", "vendor/plotly/plotly.min.js"):
+        assert (project / "_site" / asset).is_file(), asset
+    assert list((project / "_site" / "vendor" / "katex" / "fonts").glob("*.woff2"))
     (project / "code" / "mechlearn" / "pkg" / "alpha.py").write_text("def f():\n    return 3\n")
     out = subprocess.run([sys.executable, "scripts/pre_render.py"], cwd=project, check=True, capture_output=True, text=True)
     assert "dropped frozen output of daily/day-001-a/index.qmd" in out.stdout

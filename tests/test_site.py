@@ -8,6 +8,8 @@ internal link resolves, and every day's front matter is complete and agrees with
 
 from __future__ import annotations
 
+import json
+
 import re
 import subprocess
 import sys
@@ -77,7 +79,16 @@ def test_site_has_search_feed_themes_math_and_source_links():
     site, html = CONFIG["website"], CONFIG["format"]["html"]
     assert site["search"] and site["site-url"].startswith("https://") and site["repo-url"].startswith("https://github.com/")
     assert set(html["theme"]) == {"light", "dark"}
-    assert html["code-copy"] is True and html["html-math-method"] in {"katex", "mathjax"}
+    assert html["code-copy"] is True
+    # Maths is typeset by KaTeX served from the site itself, never from a CDN: the url is relative to
+    # the page, so pages two folders down set their own (daily/_metadata.yml, posts/_metadata.yml).
+    math = html["html-math-method"]
+    assert math["method"] == "katex" and math["url"] == "vendor/katex/", math
+    for folder in ("daily", "posts"):
+        meta = yaml.safe_load((ROOT / folder / "_metadata.yml").read_text())
+        assert meta["format"]["html"]["html-math-method"] == {"method": "katex", "url": "../../vendor/katex/"}, folder
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/katex"]["version"] == json.loads((ROOT / "package.json").read_text())["dependencies"]["katex"]
     for scss in {t for theme in html["theme"].values() for t in (theme if isinstance(theme, list) else [theme])}:
         if scss.endswith(".scss"):
             text = (ROOT / scss).read_text()
