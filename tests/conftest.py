@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
@@ -95,3 +97,43 @@ def unchecked(fn):
     import inspect
 
     return inspect.unwrap(fn)
+
+
+def quarto_command() -> str | None:
+    """The quarto executable on PATH or beside this Python, or None."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "quarto"
+    return shutil.which("quarto") or (str(beside) if beside.exists() else None)
+
+
+@pytest.fixture(scope="session")
+def rendered_site(tmp_path_factory):
+    """``(project folder, CompletedProcess)``: a copy of the repository rendered by ``quarto render``.
+
+    Rendered once per test process and shared by the render and browser tests (they are in one
+    xdist group). Set ``MECHLEARN_RENDERED_PROJECT`` to a folder already rendered to skip the
+    render while working on those tests.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    given = os.environ.get("MECHLEARN_RENDERED_PROJECT")
+    if given:
+        return Path(given), subprocess.CompletedProcess([], 0, "", "")
+    quarto = quarto_command()
+    if quarto is None:
+        pytest.skip("quarto is not on PATH")
+    project = tmp_path_factory.mktemp("rendered") / "site"
+    ignore = shutil.ignore_patterns(".venv", "_site", ".quarto", "reports", ".git", "__pycache__", ".pytest_cache",
+                                    ".hypothesis", "node_modules")
+    shutil.copytree(ROOT, project, ignore=ignore, symlinks=True)
+    if (ROOT / "node_modules").is_dir():
+        (project / "node_modules").symlink_to(ROOT / "node_modules")
+    env = {**os.environ, "QUARTO_PYTHON": sys.executable, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(Path(sys.executable).parent / "quartodoc"), "build"], cwd=project, env=env, check=True, timeout=300,
+                   capture_output=True)
+    result = subprocess.run([quarto, "render"], cwd=project, env=env, capture_output=True, text=True, timeout=2400)
+    return project, result

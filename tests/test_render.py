@@ -1,9 +1,9 @@
 """Render the whole site with real Quarto and check the built pages. Skipped where Quarto is missing.
 
-Quarto cannot be installed on the machines this project is developed on (its PyPI wrapper
-downloads the binary at install time from a host they cannot reach), so this test runs in the
-GitHub workflow, which installs Quarto with quarto-dev/quarto-actions/setup, and on any author's
-machine that has Quarto.
+The GitHub test workflow installs Quarto with quarto-dev/quarto-actions/setup; `.ci/run` installs
+the offline Quarto build where the machine provides one (``../shared/tools/quarto/install``).
+The render is shared with the browser test (``tests/test_browser.py``) through the session
+fixture ``rendered_site`` in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import html as html_lib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,10 +22,13 @@ import pytest
 from conftest import ROOT
 from mechlearn import logbook
 
-QUARTO = shutil.which("quarto") or (str(Path(sys.executable).parent / "quarto") if (Path(sys.executable).parent / "quarto").exists() else None)
+from conftest import quarto_command
+
+QUARTO = quarto_command()
 
 pytestmark = [
     pytest.mark.render,
+    pytest.mark.xdist_group("rendered-site"),  # one render, shared with the browser test (--dist loadgroup)
     pytest.mark.skipif(
         QUARTO is None,
         reason="quarto is not on PATH: install Quarto (https://quarto.org, or `pip install quarto-cli` where its "
@@ -42,14 +46,8 @@ def _text(html: str) -> str:
     return html_lib.unescape(html).translate(_SMART)
 
 
-def test_quarto_renders_the_site(tmp_path):
-    project = tmp_path / "site"
-    ignore = shutil.ignore_patterns(".venv", "_site", ".quarto", "reports", ".git", "__pycache__", ".pytest_cache", ".hypothesis")
-    shutil.copytree(ROOT, project, ignore=ignore, symlinks=True)
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([str(Path(sys.executable).parent / "quartodoc"), "build"], cwd=project, env=env, check=True, timeout=300)
-    result = subprocess.run([QUARTO, "render"], cwd=project, env=env, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, f"quarto render failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+def test_quarto_renders_the_site(rendered_site):
+    project, result = rendered_site
     site = project / "_site"
     for page in ("index.html", "log.html", "blog.html", "curriculum.html", "benchmarks.html", "about.html",
                  "reference/index.html", "search.json", "blog.xml"):
@@ -64,6 +62,14 @@ def test_quarto_renders_the_site(tmp_path):
     log = _text((site / "log.html").read_text())
     for day in logbook.load_days(ROOT):
         assert _text(day["title"]) in log, f"the daily log does not list {day['title']!r}"
+    # The site serves its own scripts and styles: no page loads anything from another host.
+    remote = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(https?:)?//[^"]+"')
+    loaders = re.compile(r'(?:\.src|\.href)\s*=\s*"https?://[^"]+\.(?:js|css)"')
+    for page in sorted(site.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        hits = [m.group(0) for m in remote.finditer(text) if "rel=\"canonical\"" not in m.group(0)] + loaders.findall(text)
+        hits = [h for h in hits if not re.search(r'rel="(canonical|alternate|me)"', h)]
+        assert not hits, f"{page.relative_to(site)} loads from another host: {hits[:3]}"
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if line.lstrip().startswith("WARN")]
     assert not warnings, "quarto warned (an unknown key, a broken link, ...):\n" + "\n".join(warnings[:30])
 
