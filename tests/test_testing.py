@@ -116,3 +116,37 @@ def test_expect_error_passes_only_for_the_right_error_with_the_right_words():
     assert not silent and "returned normally" in silent.message and silent._repr_markdown_().startswith("❌")
     with pytest.raises(TypeError, match="exception type"):
         unchecked(expect_error)(bad, "ValueError", "x")  # what a user without beartype gets
+
+
+def test_a_check_group_shows_a_compact_table_and_a_failure_cannot_be_missed():
+    from mechlearn.testing import Checks, Verdict
+
+    checks = Checks("ours against the reference")
+    assert not checks and "no checks ran" in checks._repr_markdown_()  # an empty group proves nothing
+    assert checks.compare(np.ones(3), np.ones(3), EXACT, name="ones")
+    assert checks.expect_error(lambda: int("x"), ValueError, "invalid literal", name="bad text is refused")
+    assert checks.verify(np.float64(1.0) < 2.0, "beats the baseline", "1.00 vs 2.00")
+    shown = checks._repr_markdown_()
+    assert checks and "✅" in shown and "❌" not in shown and "all 3 checks pass" in shown
+    assert shown.count("\n| ✅ |") == 3 and "<details>" in shown and "checks-pass" in shown
+    checks.compare(np.array([1.0, 2.0]), np.array([1.0, 2.5]), FLOAT64, name="a wrong entry")
+    shown = checks._repr_markdown_()
+    assert not checks and "checks-fail" in shown and "1 of 4 checks FAILED" in shown
+    # The reason is quoted in full above the table, outside the folded details.
+    reason = shown.index("1 of 2 entries are outside")
+    assert reason < shown.index("| | check |") and reason < shown.index("<details>")
+    with pytest.raises(TypeError, match="computed from results"):
+        Verdict("constant", "yes", "…")
+    with pytest.raises(TypeError, match="Comparison, ErrorCheck or Verdict"):
+        checks.add(True)
+    with pytest.raises(ValueError, match="non-empty string"):
+        Checks("  ")
+
+
+def test_table_cells_survive_pipes_and_backticks():
+    from mechlearn.testing import Checks
+
+    checks = Checks("a | b")
+    checks.expect_error(lambda: (_ for _ in ()).throw(ValueError("use `x` | y")), ValueError, "use", name="n|m")
+    rows = [line for line in checks._repr_markdown_().splitlines() if line.startswith("| ✅")]
+    assert len(rows) == 1 and rows[0].count(" | ") == 3, rows

@@ -326,7 +326,7 @@ class Checks:
         """`expect_error` and add the result to the group."""
         return self.add(expect_error(fn, error, match, name=name))
 
-    def verify(self, passed: bool, name: str, evidence: str) -> Verdict:
+    def verify(self, passed: bool | np.bool_, name: str, evidence: str) -> Verdict:
         """Add a `Verdict`: ``passed`` must be computed from results (a bool), ``evidence`` says what was measured."""
         return self.add(Verdict(name, bool(passed) if isinstance(passed, np.bool_) else passed, evidence))
 
