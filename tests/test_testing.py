@@ -135,7 +135,7 @@ def test_a_check_group_shows_a_compact_table_and_a_failure_cannot_be_missed():
     # The reason is quoted in full above the table, outside the folded details.
     reason = shown.index("1 of 2 entries are outside")
     assert reason < shown.index("| | check |") and reason < shown.index("<details>")
-    with pytest.raises(TypeError, match="computed from results"):
+    with pytest.raises(TypeError):  # our message, or the test run's type checker's, first
         Verdict("constant", "yes", "…")
     with pytest.raises(TypeError, match="Comparison, ErrorCheck or Verdict"):
         checks.add(True)
