@@ -138,7 +138,7 @@ def test_a_check_group_shows_a_compact_table_and_a_failure_cannot_be_missed():
     with pytest.raises(TypeError):  # our message, or the test run's type checker's, first
         Verdict("constant", "yes", "…")
     with pytest.raises(TypeError, match="Comparison, ErrorCheck or Verdict"):
-        checks.add(True)
+        unchecked(Checks.add)(checks, True)
     with pytest.raises(ValueError, match="non-empty string"):
         Checks("  ")
 
