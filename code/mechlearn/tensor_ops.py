@@ -58,28 +58,46 @@ def cosine_similarity_matrix(x: Float[np.ndarray, "m n"]) -> Float[np.ndarray, "
     return np.einsum("i n, j n -> i j", u, u)
 
 
+def _check_einsum(spec: str, *operands: np.ndarray) -> None:
+    """Raise ``ValueError`` unless the operands have the axes that ``spec`` names, with matching sizes."""
+    inputs = [term.split() for term in spec.split("->")[0].split(",")]
+    sizes: dict[str, int] = {}
+    for k, (axes, op) in enumerate(zip(inputs, operands)):
+        shape = np.shape(op)
+        if len(shape) != len(axes):
+            raise ValueError(f"operand {k} should have {len(axes)} axes ({' '.join(axes)}) for '{spec}', got shape {shape}")
+        for axis, size in zip(axes, shape):
+            if sizes.setdefault(axis, size) != size:
+                raise ValueError(f"axis {axis} of '{spec}' should have one size, got {sizes[axis]} and {size}")
+
+
 def einsum_trace(a: Float[np.ndarray, "n n"]) -> float:
     """The sum of the diagonal: the repeated index ``i`` on one input, absent from the output."""
+    _check_einsum("i i ->", a)
     return float(np.einsum("i i ->", a))
 
 
 def einsum_mv(m: Float[np.ndarray, "i j"], v: Float[np.ndarray, " j"]) -> Float[np.ndarray, " i"]:
     """Matrix–vector product ``m @ v``: the index ``j`` is summed because it is absent from the output."""
+    _check_einsum("i j, j -> i", m, v)
     return np.einsum("i j, j -> i", m, v)
 
 
 def einsum_mm(a: Float[np.ndarray, "i j"], b: Float[np.ndarray, "j k"]) -> Float[np.ndarray, "i k"]:
     """Matrix product ``a @ b``: the shared index ``j`` is summed."""
+    _check_einsum("i j, j k -> i k", a, b)
     return np.einsum("i j, j k -> i k", a, b)
 
 
 def einsum_inner(u: Float[np.ndarray, " i"], v: Float[np.ndarray, " i"]) -> float:
     """Inner product ``u · v``: every index is summed, so the output is a scalar."""
+    _check_einsum("i, i ->", u, v)
     return float(np.einsum("i, i ->", u, v))
 
 
 def einsum_outer(u: Float[np.ndarray, " i"], v: Float[np.ndarray, " j"]) -> Float[np.ndarray, "i j"]:
     """Outer product: no index is shared or summed, so ``out[i, j] = u[i] * v[j]``."""
+    _check_einsum("i, j -> i j", u, v)
     return np.einsum("i, j -> i j", u, v)
 
 

@@ -95,10 +95,19 @@ class ManualMLP:
         return grads
 
 
+def _check_float(y_hat: object, y: object) -> None:
+    kinds = (np.asarray(y_hat).dtype, np.asarray(y).dtype)
+    if not all(np.issubdtype(k, np.floating) for k in kinds):
+        raise TypeError(f"predictions and targets should be floating-point arrays, got dtypes {kinds[0]} and {kinds[1]}")
+
+
 def mse_loss(y_hat: Float[np.ndarray, "batch d_out"], y: Float[np.ndarray, "batch d_out"]) -> float:
     """Mean squared error over every entry: ``mean((y_hat - y)^2)``."""
     if y_hat.shape != y.shape:
         raise ValueError(f"prediction and target shapes differ: {y_hat.shape} vs {y.shape}")
+    _check_float(y_hat, y)
+    if y.size == 0:
+        raise ValueError(f"mean squared error of an empty batch is undefined (the mean of nothing), got shape {y.shape}")
     return float(np.mean((y_hat - y) ** 2))
 
 
@@ -108,6 +117,9 @@ def mse_loss_backward(
     """dL/d(y_hat) for `mse_loss`: ``2 (y_hat - y) / y.size``."""
     if y_hat.shape != y.shape:
         raise ValueError(f"prediction and target shapes differ: {y_hat.shape} vs {y.shape}")
+    _check_float(y_hat, y)
+    if y.size == 0:
+        raise ValueError(f"mean squared error of an empty batch is undefined (the mean of nothing), got shape {y.shape}")
     return 2.0 * (y_hat - y) / y.size
 
 

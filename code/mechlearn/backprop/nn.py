@@ -110,7 +110,9 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x @ weight.T + bias`` over the last axis of ``x``."""
-        if x.shape[-1] != self.in_features:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Linear expects a mechlearn Tensor, got {type(x).__name__}")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear expects inputs with last axis {self.in_features}, got shape {x.shape}")
         out = x @ self.weight.T
         return out + self.bias if self.bias is not None else out
@@ -206,11 +208,15 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     the result, only prevents overflow), so the engine's backward pass gives (softmax − onehot)/N.
     """
     t = np.asarray(targets.array if isinstance(targets, Tensor) else targets)
+    if not isinstance(logits, Tensor) or logits.dtype.kind != "f":
+        raise TypeError(f"logits should be a floating-point mechlearn Tensor, got {getattr(logits, 'dtype', type(logits).__name__)}")
     if logits.ndim != 2:
         raise ValueError(f"logits should have shape (batch, n_classes), got {logits.shape}")
     if not np.issubdtype(t.dtype, np.integer) or t.shape != (logits.shape[0],):
         raise ValueError(f"targets should be {logits.shape[0]} integer class indices, got dtype {t.dtype} shape {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= logits.shape[1]):
+    if t.size == 0:
+        raise ValueError("cross-entropy of an empty batch is undefined (the mean of nothing)")
+    if t.min() < 0 or t.max() >= logits.shape[1]:
         raise ValueError(f"targets should be in [0, {logits.shape[1]}), got values from {t.min()} to {t.max()}")
     shifted = logits - logits.array.max(axis=-1, keepdims=True)
     log_probs = shifted - F.log(F.exp(shifted).sum(-1, keepdim=True))
@@ -278,5 +284,7 @@ def train_classifier(
 
 def accuracy(model: Module, x: np.ndarray, y: np.ndarray) -> float:
     """The share of examples whose largest logit is the true class (computed without recording)."""
+    if len(y) == 0:
+        raise ValueError("accuracy of an empty batch is undefined (the mean of nothing)")
     with no_grad():
         return float((model(Tensor(x)).array.argmax(-1) == y).mean())

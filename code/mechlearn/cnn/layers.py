@@ -130,11 +130,11 @@ class BatchNorm2d(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d expects (batch, {self.num_features}, h, w), got {tuple(x.shape)}")
         if self.training:
-            mean = x.mean(dim=(0, 2, 3))
-            var = x.var(dim=(0, 2, 3), unbiased=False)
             n = x.numel() / x.shape[1]
             if n < 2:
-                raise ValueError("BatchNorm2d in training mode needs more than one value per channel")
+                raise ValueError(f"BatchNorm2d in training mode needs more than one value per channel, got shape {tuple(x.shape)}")
+            mean = x.mean(dim=(0, 2, 3))
+            var = x.var(dim=(0, 2, 3), unbiased=False)
             with torch.no_grad():
                 m = self.momentum
                 self.running_mean.mul_(1 - m).add_(m * mean)

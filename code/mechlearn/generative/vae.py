@@ -78,6 +78,8 @@ def reparameterise(mu: Float[Tensor, "*batch latent"], logvar: Float[Tensor, "*b
 
 def kl_to_standard_normal(mu: Float[Tensor, "*batch latent"], logvar: Float[Tensor, "*batch latent"]) -> Float[Tensor, "*batch"]:
     """``KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − 1 − log σ²)``, summed over the latent axis."""
+    if mu.shape != logvar.shape or mu.ndim == 0:
+        raise ValueError(f"mu and logvar should have the same shape (*batch, latent), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
     return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(-1)
 
 
@@ -85,6 +87,10 @@ def vae_loss(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor, beta: float =
     """``(total, reconstruction, kl)``, each a mean over the batch; reconstruction is binary cross-entropy summed over pixels."""
     if x.shape != x_hat.shape:
         raise ValueError(f"image and reconstruction shapes differ: {tuple(x.shape)} vs {tuple(x_hat.shape)}")
+    if x.ndim < 1 or x.numel() == 0 or mu.numel() == 0:
+        raise ValueError(f"vae_loss needs a non-empty batch of shape (batch, pixels), got {tuple(x.shape)} and mu {tuple(mu.shape)}")
+    if not ((x_hat >= 0) & (x_hat <= 1)).all() or not ((x >= 0) & (x <= 1)).all():
+        raise ValueError("x and x_hat should be probabilities in [0, 1] (binary cross-entropy); NaN is not allowed")
     recon = nn.functional.binary_cross_entropy(x_hat, x, reduction="none").sum(-1).mean()
     kl = kl_to_standard_normal(mu, logvar).mean()
     return recon + beta * kl, recon, kl

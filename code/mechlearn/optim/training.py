@@ -57,5 +57,7 @@ def train_classifier(model: torch.nn.Module, optimizer: Any, x: np.ndarray, y: n
 
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     """The share of rows of ``x`` whose largest logit under ``model`` is the label in ``y`` (no gradients)."""
+    if len(y) == 0:
+        raise ValueError("accuracy of an empty batch is undefined (the mean of nothing)")
     with torch.no_grad():
         return float((model(torch.tensor(x)).argmax(-1).numpy() == y).mean())
