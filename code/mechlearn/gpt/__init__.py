@@ -15,6 +15,10 @@
 Importing it imports torch (TransformerLens only when `interop` is used).
 """
 
+from mechlearn._optional import require
+
+require("torch", "mechlearn.gpt", extra="gpt")  # before the submodules, so a missing torch names its extra
+
 from mechlearn.gpt.config import ACT_FNS, GPTConfig
 from mechlearn.gpt.hooks import ActivationCache, HookedRootModule, HookPoint
 from mechlearn.gpt.kv_cache import KVCache

@@ -176,7 +176,9 @@ def train(
     Each dict holds ``step``, ``tokens`` (seen so far), ``lr``, ``train_loss``, ``val_loss``
     and ``seconds`` (wall-clock training time so far, evaluation excluded).
     """
-    from tqdm.auto import tqdm
+    from mechlearn._optional import require
+
+    tqdm = require("tqdm.auto", "mechlearn.gpt.training.train").tqdm
 
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
