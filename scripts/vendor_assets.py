@@ -1,14 +1,21 @@
-"""Copy the browser libraries the site serves itself into the built site's ``vendor/`` folder.
+"""Serve the site's browser libraries from the site itself: copy them into ``vendor/``, relink pages.
 
-The published pages load nothing from a CDN, so they work offline, are reproducible, and can be
-tested with the network blocked (tests/test_browser.py):
+The published pages load nothing from another host, so they work offline, are reproducible, and
+can be tested with the network blocked (``tests/test_browser.py``). Every library is pinned:
 
-* ``vendor/katex/``: KaTeX's ``katex.min.js``, ``katex.min.css`` and fonts, from ``node_modules/katex``
-  (pinned in package.json and package-lock.json; ``npm ci`` installs it). Pages point Quarto's
-  ``html-math-method`` at it (``_quarto.yml`` for top-level pages, ``daily/_metadata.yml`` and
-  ``posts/_metadata.yml`` for pages two folders down).
-* ``vendor/plotly/plotly.min.js``: plotly.js as bundled by the pinned ``plotly`` Python package,
-  so figures drawn by that package and the script they load are the same release.
+* ``vendor/katex/``: KaTeX's script, stylesheet and fonts (npm, ``package-lock.json``). Pages point
+  Quarto's ``html-math-method`` at it (``_quarto.yml`` for top-level pages, ``daily/_metadata.yml``
+  and ``posts/_metadata.yml`` for pages two folders down).
+* ``vendor/lato/``: the Lato font of the flatly/darkly themes (npm ``@fontsource/lato``), imported by
+  the theme through ``$web-font-path`` in ``styles.scss`` instead of Google Fonts.
+* ``vendor/requirejs/`` and ``vendor/jquery/``: the exact releases Quarto links from a CDN on every
+  page with an HTML output (require.js 2.3.6, jQuery 3.5.1; npm).
+* ``vendor/plotly/plotly.min.js``: plotly.js as bundled by the pinned ``plotly`` Python package.
+
+``install`` copies the files; ``localise`` rewrites each page's ``<script src="https://...">`` tags
+for those libraries to the vendored copy (relative to the page) with a ``sha384`` integrity hash of
+the file actually served. Any other remote script or stylesheet is left alone, and the render test
+fails on it.
 
 Run by the post-render step (into Quarto's output folder) and by ``make preview`` (into ``_site``).
 
@@ -17,32 +24,61 @@ Usage: ``python scripts/vendor_assets.py [SITE_DIR]`` (default ``_site``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KATEX_FILES = ("katex.min.js", "katex.min.css", "fonts")
+NODE = ROOT / "node_modules"
+LATO_WEIGHTS = ("400", "400-italic", "700", "700-italic")
+
+
+def _plotly_js() -> tuple[Path, str]:
+    try:
+        import plotly
+        from plotly.offline import get_plotlyjs_version
+    except ImportError as err:  # pragma: no cover - requirements.txt pins plotly
+        raise SystemExit("plotly is not installed: run `make setup` (plotly is pinned in requirements.txt)") from err
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise SystemExit(f"the plotly package has no bundled plotly.min.js at {path}")
+    return path, get_plotlyjs_version()
 
 
 def sources() -> dict[str, Path]:
-    """Where each vendored file comes from; raises with the fix if one is missing."""
-    katex = ROOT / "node_modules" / "katex" / "dist"
-    if not (katex / "katex.min.js").is_file():
+    """``{path under vendor/: source}`` for every vendored file or folder; raises with the fix if one is missing."""
+    if not (NODE / "katex" / "dist" / "katex.min.js").is_file():
         raise SystemExit(
-            f"KaTeX is not installed ({katex} is missing): run `npm ci` in {ROOT} "
-            "(`make site` and `make preview` do), so the site can serve maths without a CDN"
+            f"the site's browser libraries are not installed ({NODE} is incomplete): run `npm ci` in {ROOT} "
+            "(`make setup` does), so the site can serve them without a CDN"
         )
-    try:
-        import plotly
-    except ImportError as err:  # pragma: no cover - requirements.txt pins plotly
-        raise SystemExit("plotly is not installed: run `make setup` (plotly is pinned in requirements.txt)") from err
-    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    if not plotly_js.is_file():
-        raise SystemExit(f"the plotly package has no bundled plotly.min.js at {plotly_js}")
-    out = {f"katex/{name}": katex / name for name in KATEX_FILES}
-    out["plotly/plotly.min.js"] = plotly_js
+    out = {f"katex/{name}": NODE / "katex" / "dist" / name for name in ("katex.min.js", "katex.min.css", "fonts")}
+    lato = NODE / "@fontsource" / "lato"
+    out.update({f"lato/{w}.css": lato / f"{w}.css" for w in LATO_WEIGHTS})
+    out.update({f"lato/files/{f.name}": f for f in sorted((lato / "files").glob("*")) if any(f"-{w}" in f.name for w in
+               ("400-normal", "400-italic", "700-normal", "700-italic"))})
+    out["requirejs/require.js"] = NODE / "requirejs" / "require.js"
+    out["jquery/jquery.min.js"] = NODE / "jquery" / "dist" / "jquery.min.js"
+    out["plotly/plotly.min.js"] = _plotly_js()[0]
     return out
+
+
+def remote_to_vendored() -> dict[str, str]:
+    """``{CDN url a page may contain: path under vendor/}``, for the pinned releases only."""
+    import json
+
+    def version(package: str) -> str:
+        return json.loads((NODE / package / "package.json").read_text())["version"]
+
+    return {
+        f"https://cdn.jsdelivr.net/npm/requirejs@{version('requirejs')}/require.min.js": "requirejs/require.js",
+        f"https://cdn.jsdelivr.net/npm/jquery@{version('jquery')}/dist/jquery.min.js": "jquery/jquery.min.js",
+        f"https://cdn.plot.ly/plotly-{_plotly_js()[1]}.min.js": "plotly/plotly.min.js",
+    }
 
 
 def install(site: Path) -> list[Path]:
@@ -56,10 +92,52 @@ def install(site: Path) -> list[Path]:
         else:
             shutil.copy2(src, dest)
         written.append(dest)
+    # One stylesheet for the theme's $web-font-path (styles.scss): the weights the themes use.
+    (site / "vendor" / "lato" / "lato.css").write_text("".join(f'@import url("{w}.css");\n' for w in LATO_WEIGHTS))
     return written
 
 
+def integrity(path: Path) -> str:
+    """The Subresource Integrity value of a file: ``sha384-`` and its base64 digest."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(path.read_bytes()).digest()).decode()
+
+
+_SCRIPT = re.compile(r'<script\b([^>]*?)\bsrc="(https?://[^"]+)"([^>]*)>\s*</script>')
+
+
+def localise(site: Path) -> dict[str, int]:
+    """Point every page's CDN script tags for the vendored libraries at ``vendor/``; returns ``{page: tags rewritten}``."""
+    mapping = remote_to_vendored()
+    hashes = {rel: integrity(site / "vendor" / rel) for rel in set(mapping.values())}
+    changed = {}
+    for page in sorted(site.rglob("*.html")):
+        if "vendor" in page.relative_to(site).parts:
+            continue
+        text = page.read_text(encoding="utf-8")
+        prefix = "../" * (len(page.relative_to(site).parts) - 1)
+        count = 0
+
+        def swap(m: re.Match) -> str:
+            nonlocal count
+            rel = mapping.get(m.group(2))
+            if rel is None:
+                return m.group(0)
+            count += 1
+            attrs = re.sub(r'\s*\b(integrity|crossorigin)="[^"]*"', "", m.group(1) + m.group(3)).strip()
+            return f'<script src="{prefix}vendor/{rel}" integrity="{hashes[rel]}"{" " + attrs if attrs else ""}></script>'
+
+        new = _SCRIPT.sub(swap, text)
+        if count:
+            page.write_text(new, encoding="utf-8")
+            changed[page.relative_to(site).as_posix()] = count
+    return changed
+
+
+def main(site: Path) -> None:
+    install(site)
+    changed = localise(site)
+    print(f"vendor_assets: served {len(sources())} files from {site.name}/vendor/; relinked CDN scripts in {len(changed)} pages")
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "_site"
-    for path in install(target):
-        print(f"vendored {path.relative_to(target)}")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(os.environ.get("QUARTO_PROJECT_OUTPUT_DIR", ROOT / "_site")))
