@@ -239,3 +239,15 @@ def test_scaling_recipe_short_run_reproduces_the_committed_start(tmp_path):
         # Step 0 is evaluated before any update: the same seed must give the same initial losses.
         assert_close(ours["history"][0]["val_loss"], theirs["history"][0]["val_loss"], REPLAY, name=f"d_model={ours['d_model']} initial loss")
     assert committed["rows"][-1]["val_loss"] < committed["rows"][0]["val_loss"], "the widest model should end with the lowest loss"
+
+
+def test_next_token_loss_refuses_an_empty_batch_and_mismatched_shapes():
+    import torch
+
+    from conftest import unchecked
+    from mechlearn.gpt.training import next_token_loss
+
+    with pytest.raises(ValueError, match="at least one target"):
+        unchecked(next_token_loss)(torch.zeros(0, 4, 5), torch.zeros(0, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="disagree"):
+        unchecked(next_token_loss)(torch.zeros(2, 4, 5), torch.zeros(2, 3, dtype=torch.long))

@@ -10,7 +10,8 @@ Three habits, borrowed from ARENA's ``tests.py`` and micrograd's tests:
   not as a broadcasting error; wrong values report how many entries are off and the worst one.
 * **Gradients are checked by finite differences in float64.** The central difference
   ``(f(x + h) - f(x - h)) / 2h`` has error ``O(h^2)`` from truncation and ``O(eps / h)``
-  from rounding; with ``h = 1e-6`` both are around ``1e-10`` for well-scaled functions.
+  from rounding (about ``eps * |f| / h``); with ``h = 1e-6`` both are around ``1e-10`` for
+  functions of order one, and the rounding part grows with ``|f|`` (Day 1 measures it).
 """
 
 from __future__ import annotations

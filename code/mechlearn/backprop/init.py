@@ -6,7 +6,8 @@ outputs of variance ``fan_in · s^2 · v``. Across ``L`` layers that factor is r
 gradients shrink or grow geometrically with depth. Hence:
 
 * **Xavier/Glorot** (2010): ``s^2 = gain^2 · 2 / (fan_in + fan_out)``, balancing forward and backward
-  passes for (nearly) linear units; tanh's gain is 5/3.
+  passes for (nearly) linear units; tanh's gain is 5/3 (not its slope, tanh'(0) = 1, but a
+  factor that offsets the variance tanh's saturation removes).
 * **Kaiming/He** (2015): ``s^2 = 2 / fan_in`` for ReLU, which zeroes half of its input and so halves
   the variance.
 

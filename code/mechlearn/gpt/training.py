@@ -121,6 +121,10 @@ def get_batch(
 
 def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], targets: Int[Tensor, "batch pos"]) -> Tensor:
     """Mean cross-entropy (nats per token) of ``targets``, the tokens that follow each logit's position."""
+    if targets.numel() == 0:
+        raise ValueError(f"next_token_loss needs at least one target token, got targets of shape {tuple(targets.shape)}")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits (batch, pos, d_vocab) and targets (batch, pos) disagree: {tuple(logits.shape)} vs {tuple(targets.shape)}")
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 
