@@ -14,7 +14,7 @@ can be tested with the network blocked (``tests/test_browser.py``). Every librar
 
 ``install`` copies the files; ``localise`` rewrites each page's ``<script src="https://...">`` tags
 for those libraries to the vendored copy (relative to the page) with a ``sha384`` integrity hash of
-the file actually served. Any other remote script or stylesheet is left alone, and the render test
+the file actually served, and loads KaTeX with require.js's ``define`` hidden (see ``_KATEX``). Any other remote script or stylesheet is left alone, and the render test
 fails on it.
 
 Run by the post-render step (into Quarto's output folder) and by ``make preview`` (into ``_site``).
@@ -103,6 +103,14 @@ def integrity(path: Path) -> str:
 
 
 _SCRIPT = re.compile(r'<script\b([^>]*?)\bsrc="(https?://[^"]+)"([^>]*)>\s*</script>')
+# KaTeX's UMD bundle registers itself with require.js instead of as window.katex when require.js is
+# on the page (Quarto links it for pages with HTML outputs), and the typesetting script then fails.
+# Quarto hides `define` around KaTeX when html-math-method is the string "katex", but not when it
+# names a url, as ours does; this does the same.
+_KATEX = re.compile(r'<script defer="" src="([^"]*vendor/katex/katex\.min\.js)"></script>')
+_KATEX_SAFE = ('<script>window.backupDefine = window.define; window.define = undefined;</script>'
+               '<script src="\\1"></script>'
+               '<script>window.define = window.backupDefine; window.backupDefine = undefined;</script>')
 
 
 def localise(site: Path) -> dict[str, int]:
@@ -127,6 +135,8 @@ def localise(site: Path) -> dict[str, int]:
             return f'<script src="{prefix}vendor/{rel}" integrity="{hashes[rel]}"{" " + attrs if attrs else ""}></script>'
 
         new = _SCRIPT.sub(swap, text)
+        new, n_katex = _KATEX.subn(_KATEX_SAFE, new)
+        count += n_katex
         if count:
             page.write_text(new, encoding="utf-8")
             changed[page.relative_to(site).as_posix()] = count
