@@ -59,6 +59,12 @@ def test_quarto_renders_the_site(rendered_site):
         assert _text(day["title"]) in _text(html), f"{day['path']}: title missing from the rendered page"
         assert "✅" in html and "❌" not in html, f"{day['path']}: a reference check is missing or failed"
         assert "Traceback" not in html, f"{day['path']}: the rendered page shows a traceback"
+    # Every day and post carries a figure computed on the page (a matplotlib image or a plotly figure).
+    figure = re.compile(r'<img[^>]+src="[^"]*figure-html/[^"]+"|class="plotly-graph-div')
+    pages = [day["path"] for day in logbook.load_days(ROOT)] + sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "posts").glob("*/index.qmd"))
+    without = [page for page in pages if not figure.search((site / page.replace(".qmd", ".html")).read_text())]
+    assert not without, f"pages without a figure computed on the page: {without}"
     log = _text((site / "log.html").read_text())
     for day in logbook.load_days(ROOT):
         assert _text(day["title"]) in log, f"the daily log does not list {day['title']!r}"
