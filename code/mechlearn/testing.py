@@ -381,7 +381,7 @@ class Checks:
             if not r:
                 reason = r.message if isinstance(r, (Comparison, ErrorCheck)) else r.evidence
                 parts += [f"> ❌ **{_md_escape(r.name)}**: {_md_escape(reason)}", ""]
-        parts += ["| | check | max error or result | tolerance |", "|:-:|:--|--:|:--|"]
+        parts += ["| | check | max error or result | tolerance |", "|:-:|:------------------------------|-----------------:|:----------|"]
         for r in self.results:
             parts.append(f"| {'✅' if r else '❌'} | {_md_escape(r.name)} | {self._error_cell(r)} | {self._tol_cell(r)} |")
         details = []
