@@ -43,6 +43,9 @@ pytestmark = [
 
 PAGES = {
     "home": "index.html",
+    "benchmarks": "benchmarks.html",
+    "curriculum": "curriculum.html",
+    "about": "about.html",
     "daily log": "log.html",
     "maths-heavy day": "daily/day-003-softmax-logsumexp-cross-entropy/index.html",
     "plotly day": "daily/day-025-causal-self-attention/index.html",
@@ -64,7 +67,10 @@ return {
   drawn: plots.filter(p => p.querySelector('svg.main-svg')).length,
   images: imgs.length,
   broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
-  failedChecks: (document.body.innerText.match(/❌/g) || []).length,
+  failedChecks: Array.from(document.querySelectorAll('.cell-output, .cell-output-display'))
+    .filter(o => o.innerText.includes('❌')).length,
+  overflow: imgs.filter(i => { const box = i.closest('main') || document.body;
+    return i.getBoundingClientRect().right > box.getBoundingClientRect().right + 2; }).map(i => i.getAttribute('src')),
   title: document.title,
 };
 """
@@ -117,6 +123,14 @@ def _load(browser, url: str) -> dict:
     return browser.execute_script(INSPECT)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# Every day and post too: a maths typo (KaTeX error) or a missing figure can hide on any page.
+for _page in sorted(ROOT.glob("daily/day-*/index.qmd")) + sorted(ROOT.glob("posts/*/index.qmd")):
+    _rel = _page.relative_to(ROOT).with_suffix(".html").as_posix()
+    if _rel not in PAGES.values():
+        PAGES[_page.parent.name] = _rel
+
+
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_renders_offline_in_a_browser(server, browser, name):
     base, site = server
@@ -134,6 +148,7 @@ def test_page_renders_offline_in_a_browser(server, browser, name):
     assert seen["drawn"] == seen["plots"], f"{name}: {seen['plots'] - seen['drawn']} plotly figures are blank"
     assert not seen["broken"], f"{name}: images that did not load: {seen['broken'][:5]}"
     assert seen["failedChecks"] == 0, f"{name}: the page shows a failed check (❌)"
+    assert not seen["overflow"], f"{name}: figures wider than the text column: {seen['overflow'][:3]}"
     if name == "maths-heavy day":
         assert seen["math"] >= 10 and seen["images"] >= 1, seen
     if name == "plotly day":

@@ -59,6 +59,9 @@ def test_quarto_renders_the_site(rendered_site):
         assert _text(day["title"]) in _text(html), f"{day['path']}: title missing from the rendered page"
         assert "✅" in html and "❌" not in html, f"{day['path']}: a reference check is missing or failed"
         assert "Traceback" not in html, f"{day['path']}: the rendered page shows a traceback"
+        # A figure option that YAML could not read leaves its raw attributes in the text (a wrapped fig-cap).
+        visible = re.sub(r"<[^>]+>", "", html)
+        assert "{#fig-" not in visible and "fig-alt=" not in visible, f"{day['path']}: broken figure markup shows as text"
     # Every day and post carries a figure computed on the page (a matplotlib image or a plotly figure).
     figure = re.compile(r'<img[^>]+src="[^"]*figure-html/[^"]+"|class="plotly-graph-div')
     pages = [day["path"] for day in logbook.load_days(ROOT)] + sorted(
