@@ -21,7 +21,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # Quarto runs pages and pre/post-render scripts with this Python.
 export QUARTO_PYTHON := $(abspath $(PY))
 export PATH := $(abspath $(BIN)):$(PATH)
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup test preview site day bench quarto reference clean
 

@@ -55,6 +55,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     folder = _timings_dir()
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.parent / (folder.name + "-rendered"), ignore_errors=True)
     if not records:
         return
     first = sorted((r for r in records if r["run"] == 1), key=lambda r: -r["cpu_seconds"])
@@ -109,13 +110,15 @@ def quarto_command() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def rendered_site(tmp_path_factory):
+def rendered_site():
     """``(project folder, CompletedProcess)``: a copy of the repository rendered by ``quarto render``.
 
-    Rendered once per test process and shared by the render and browser tests (they are in one
-    xdist group). Set ``MECHLEARN_RENDERED_PROJECT`` to a folder already rendered to skip the
-    render while working on those tests.
+    Rendered once per test run and shared by the render and browser tests, whichever xdist worker
+    gets there first (a file lock in this run's folder; the other waits and reuses it). Set
+    ``MECHLEARN_RENDERED_PROJECT`` to a folder already rendered to skip the render while working
+    on those tests.
     """
+    import fcntl
     import shutil
     import subprocess
     import sys
@@ -126,14 +129,23 @@ def rendered_site(tmp_path_factory):
     quarto = quarto_command()
     if quarto is None:
         pytest.skip("quarto is not on PATH")
-    project = tmp_path_factory.mktemp("rendered") / "site"
-    ignore = shutil.ignore_patterns(".venv", "_site", ".quarto", "reports", ".git", "__pycache__", ".pytest_cache",
-                                    ".hypothesis", "node_modules")
-    shutil.copytree(ROOT, project, ignore=ignore, symlinks=True)
-    if (ROOT / "node_modules").is_dir():
-        (project / "node_modules").symlink_to(ROOT / "node_modules")
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([str(Path(sys.executable).parent / "quartodoc"), "build"], cwd=project, env=env, check=True, timeout=300,
-                   capture_output=True)
-    result = subprocess.run([quarto, "render"], cwd=project, env=env, capture_output=True, text=True, timeout=2400)
-    return project, result
+    shared = _timings_dir().parent / (_timings_dir().name + "-rendered")
+    shared.mkdir(exist_ok=True)
+    project, record = shared / "site", shared / "result.json"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits here while one renders
+        if not record.exists():
+            ignore = shutil.ignore_patterns(".venv", "_site", ".quarto", "reports", ".git", "__pycache__", ".pytest_cache",
+                                            ".hypothesis", "node_modules")
+            shutil.rmtree(project, ignore_errors=True)
+            shutil.copytree(ROOT, project, ignore=ignore, symlinks=True)
+            if (ROOT / "node_modules").is_dir():
+                (project / "node_modules").symlink_to(ROOT / "node_modules")
+            env = {**os.environ, "QUARTO_PYTHON": sys.executable,
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+            subprocess.run([str(Path(sys.executable).parent / "quartodoc"), "build"], cwd=project, env=env, check=True,
+                           timeout=300, capture_output=True)
+            result = subprocess.run([quarto, "render"], cwd=project, env=env, capture_output=True, text=True, timeout=2400)
+            record.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}))
+    saved = json.loads(record.read_text())
+    return project, subprocess.CompletedProcess(["quarto", "render"], saved["returncode"], saved["stdout"], saved["stderr"])

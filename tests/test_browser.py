@@ -34,7 +34,6 @@ except ImportError:  # pragma: no cover - pinned in requirements.txt
 
 pytestmark = [
     pytest.mark.render,
-    pytest.mark.xdist_group("rendered-site"),
     pytest.mark.skipif(quarto_command() is None, reason="quarto is not on PATH (the site must be rendered first)"),
     pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
                        reason="Chromium and its driver are not installed: apt-get install chromium chromium-driver"),

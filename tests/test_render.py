@@ -28,7 +28,6 @@ QUARTO = quarto_command()
 
 pytestmark = [
     pytest.mark.render,
-    pytest.mark.xdist_group("rendered-site"),  # one render, shared with the browser test (--dist loadgroup)
     pytest.mark.skipif(
         QUARTO is None,
         reason="quarto is not on PATH: install Quarto (https://quarto.org, or `pip install quarto-cli` where its "
