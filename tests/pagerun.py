@@ -164,7 +164,8 @@ def _texts(nb: nbformat.NotebookNode) -> list[str]:
                 previous_stream = out.name
                 continue
             previous_stream = None
-            if "data" in out:
+            if "data" in out and not any(mime.startswith("image/") for mime in out.data):
+                # A figure's text/plain fallback ("<Figure size ...>") is not shown on the page, so it is not compared.
                 for mime in ("text/markdown", "text/html", "text/plain"):
                     if mime in out.data:
                         texts.append(out.data[mime])
@@ -211,13 +212,29 @@ def frozen_markdown(root: Path, path: Path) -> tuple[str | None, str | None]:
     return frozen["result"]["markdown"], None
 
 
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _visible(html: str) -> str:
+    """The text a reader sees in an HTML output: scripts, styles and tags removed."""
+    return _normalise(_TAG.sub(" ", _SCRIPT_OR_STYLE.sub(" ", html)))
+
+
 def compare_with_frozen(texts: list[str], markdown: str) -> str | None:
-    """None if every text output of this run appears in the frozen page (whitespace aside), else the first that does not."""
-    frozen = _normalise(markdown)
+    """None if every text output of this run appears in the frozen page (whitespace aside), else the first that does not.
+
+    An HTML output (a table, a plotly figure) is compared by the text a reader sees in it, because
+    Quarto moves the scripts of such outputs into the page head when it freezes them.
+    """
+    frozen, frozen_visible = _normalise(markdown), _visible(markdown)
     for i, text in enumerate(texts):
         norm = _normalise(text)
-        if norm and norm not in frozen:
-            return f"output {i} of this run is not in the committed _freeze/ output (a missing seed, or _freeze/ is out of date):\n{text[:600]}"
+        if not norm or norm in frozen:
+            continue
+        if text.lstrip().startswith("<") and _visible(text) in frozen_visible:
+            continue
+        return f"output {i} of this run is not in the committed _freeze/ output (a missing seed, or _freeze/ is out of date):\n{text[:600]}"
     return None
 
 

@@ -91,6 +91,13 @@ def test_frozen_output_must_be_current_and_show_what_the_page_prints(tmp_path):
     assert "changed since it was frozen" in frozen_markdown(tmp_path, page)[1]
 
 
+def test_html_outputs_are_compared_by_what_a_reader_sees():
+    # Quarto hoists an HTML output's scripts into the page head when it freezes it; the table text stays.
+    frozen = '::: {.cell-output .cell-output-display}\n```{=html}\n<table><tr><td>0.985</td></tr></table>\n```\n:::'
+    assert compare_with_frozen(['<script>var x = 1;</script><table>\n<tr><td>0.985</td></tr></table>'], frozen) is None
+    assert compare_with_frozen(['<table><tr><td>0.986</td></tr></table>'], frozen) is not None
+
+
 def test_quarto_cell_options_are_honoured(tmp_path):
     body = "```{python}\n#| eval: false\nraise SystemExit\n```\n\n```{python}\n#| error: true\n1 / 0\n```\n\n```{python}\nprint('ran', flush=True)\n```"
     path = _page(tmp_path, body)
