@@ -108,6 +108,9 @@ _SCRIPT = re.compile(r'<script\b([^>]*?)\bsrc="(https?://[^"]+)"([^>]*)>\s*</scr
 # Quarto hides `define` around KaTeX when html-math-method is the string "katex", but not when it
 # names a url, as ours does; this does the same.
 _KATEX = re.compile(r'<script defer="" src="([^"]*vendor/katex/katex\.min\.js)"></script>')
+_HIDE_DEFINE = ('<script>window.backupDefine = window.define; window.define = undefined;</script>{}'
+                '<script>window.define = window.backupDefine; window.backupDefine = undefined;</script>')
+_UMD = {"plotly/plotly.min.js"}
 _KATEX_SAFE = ('<script>window.backupDefine = window.define; window.define = undefined;</script>'
                '<script src="\\1"></script>'
                '<script>window.define = window.backupDefine; window.backupDefine = undefined;</script>')
@@ -132,7 +135,9 @@ def localise(site: Path) -> dict[str, int]:
                 return m.group(0)
             count += 1
             attrs = re.sub(r'\s*\b(integrity|crossorigin)="[^"]*"', "", m.group(1) + m.group(3)).strip()
-            return f'<script src="{prefix}vendor/{rel}" integrity="{hashes[rel]}"{" " + attrs if attrs else ""}></script>'
+            tag = f'<script src="{prefix}vendor/{rel}" integrity="{hashes[rel]}"{" " + attrs if attrs else ""}></script>'
+            # plotly.js, like KaTeX, registers with require.js instead of as window.Plotly when it is on the page.
+            return _HIDE_DEFINE.format(tag) if rel in _UMD else tag
 
         new = _SCRIPT.sub(swap, text)
         new, n_katex = _KATEX.subn(_KATEX_SAFE, new)
