@@ -116,6 +116,10 @@ def _load(browser, url: str) -> dict:
 
     browser.get(url)
     WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    # Lazy images below the fold would never load in a window nobody scrolls: load them all, then wait.
+    browser.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; });")
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script(
+        "return Array.from(document.images).every(i => i.complete)"), message="images did not finish loading")
     # KaTeX and plotly render after load; wait until every maths span and figure is done (or time out and report).
     WebDriverWait(browser, 20).until(lambda d: (lambda r: r["typeset"] + r["katexErrors"] >= r["math"] and r["drawn"] >= r["plots"])(
         d.execute_script(INSPECT)), message="maths or figures did not finish rendering")
