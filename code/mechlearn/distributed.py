@@ -9,12 +9,15 @@ Built from ``send``/``recv`` only:
 
 * **broadcast**: the source sends its tensor to every other worker (``world_size − 1`` messages).
 * **naive all-reduce**: everyone sends to worker 0, which sums and broadcasts the result back; worker
-  0's link carries ``2 (world_size − 1)`` full tensors.
+  0 receives ``world_size − 1`` full tensors and sends ``world_size − 1`` (each way, growing with
+  the number of workers).
 * **ring all-reduce**: split the tensor into ``world_size`` chunks; in ``world_size − 1`` steps each
   worker passes one chunk to its right-hand neighbour and adds the chunk arriving from its left
   (reduce-scatter), after which each worker holds one fully-summed chunk; ``world_size − 1`` more
-  steps pass the finished chunks round (all-gather). Every link carries ``2 (world_size − 1) / world_size``
-  of the tensor, independent of the number of workers.
+  steps pass the finished chunks round (all-gather). Each worker sends and receives
+  ``2 (world_size − 1) / world_size`` of the tensor, which approaches 2 tensors as workers are added
+  instead of growing with them (the lower bound on per-worker traffic, Patarasuk & Yuan 2009); the
+  price is ``2 (world_size − 1)`` message latencies.
 
 Workers are separate processes talking over the ``gloo`` backend on the loopback interface (no
 network beyond this machine), started by `run`. Each worker uses one thread.

@@ -6,9 +6,10 @@ samples real (the *non-saturating* loss ``−log D(G(z))``). At the game's equil
 distribution equals the data distribution.
 
 In practice the generator often finds a few points ``D`` currently likes and puts all its mass
-there: **mode collapse**. ``D`` judges one sample at a time, so it cannot see that the samples lack
-variety. **PacGAN** lets it: the discriminator receives ``pack`` samples at once, all real or all
-generated, concatenated, so a batch of near-identical samples becomes easy to reject.
+there: **mode collapse**. The generator learns only from ``D``'s slope at its own samples, so once
+they sit where ``D`` is fooled, nothing pulls mass towards the modes they miss. **PacGAN** gives the
+discriminator ``pack`` samples at once, all real or all generated, concatenated, so a lack of
+variety within a pack is itself evidence it can penalise.
 
 A ring of Gaussians makes collapse measurable: count the modes that received samples.
 
