@@ -65,19 +65,23 @@ def load_record(root: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def stale_reason(root: Path, page: str, record: dict[str, str] | None = None) -> str | None:
+    """Why the frozen output of ``page`` is stale, or None if its code fingerprint is the recorded one."""
+    record = load_record(root) if record is None else record
+    if not (root / page).exists():
+        return "the page no longer exists"
+    if page not in record:
+        return "no fingerprint was recorded when it was frozen"
+    if record[page] != fingerprint(root, page):
+        return "the mechlearn code, checkpoints or pinned versions it depends on changed since it was frozen"
+    return None
+
+
 def stale_pages(root: Path) -> dict[str, str]:
     """``{page: why}`` for every frozen page whose code fingerprint is not the recorded one."""
     record = load_record(root)
-    stale = {}
-    for page, _ in frozen_pages(root).items():
-        source = root / page
-        if not source.exists():
-            stale[page] = "the page no longer exists"
-        elif page not in record:
-            stale[page] = "no fingerprint was recorded when it was frozen"
-        elif record[page] != fingerprint(root, page):
-            stale[page] = "the mechlearn code, checkpoints or pinned versions it depends on changed since it was frozen"
-    return stale
+    reasons = {page: stale_reason(root, page, record) for page in frozen_pages(root)}
+    return {page: why for page, why in reasons.items() if why}
 
 
 def all_pages(root: Path) -> list[str]:

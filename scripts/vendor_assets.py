@@ -111,9 +111,7 @@ _KATEX = re.compile(r'<script defer="" src="([^"]*vendor/katex/katex\.min\.js)">
 _HIDE_DEFINE = ('<script>window.backupDefine = window.define; window.define = undefined;</script>{}'
                 '<script>window.define = window.backupDefine; window.backupDefine = undefined;</script>')
 _UMD = {"plotly/plotly.min.js"}
-_KATEX_SAFE = ('<script>window.backupDefine = window.define; window.define = undefined;</script>'
-               '<script src="\\1"></script>'
-               '<script>window.define = window.backupDefine; window.backupDefine = undefined;</script>')
+_KATEX_SAFE = _HIDE_DEFINE.format('<script src="\\1"></script>')
 
 
 def localise(site: Path) -> dict[str, int]:

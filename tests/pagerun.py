@@ -70,14 +70,16 @@ def _mechlearn_block_network():
     socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
     return sys.executable
 _mechlearn_block_network()
-import resource as _mechlearn_resource
-_mechlearn_cpu_start = sum(getattr(_mechlearn_resource.getrusage(w), f) for w in (_mechlearn_resource.RUSAGE_SELF, _mechlearn_resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+def _mechlearn_cpu_seconds():
+    """User + system CPU seconds of this kernel and the child processes it has waited for."""
+    import resource
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+_mechlearn_cpu_start = _mechlearn_cpu_seconds()
 __import__("sys").executable
 '''
 
-TRAILER_CELL = r'''
-sum(getattr(_mechlearn_resource.getrusage(w), f) for w in (_mechlearn_resource.RUSAGE_SELF, _mechlearn_resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime")) - _mechlearn_cpu_start
-'''
+TRAILER_CELL = "_mechlearn_cpu_seconds() - _mechlearn_cpu_start"
 
 
 @dataclass
@@ -206,7 +208,7 @@ def frozen_markdown(root: Path, path: Path) -> tuple[str | None, str | None]:
         import freeze_guard
     finally:
         sys.path.remove(str(root / "scripts"))
-    why = freeze_guard.stale_pages(root).get(rel.as_posix())
+    why = freeze_guard.stale_reason(root, rel.as_posix())  # this page's fingerprint only, not every page's
     if why:
         return None, f"{rel}'s frozen output is stale ({why}): {_FREEZE_HINT}"
     return frozen["result"]["markdown"], None

@@ -1,7 +1,7 @@
 """The site's configuration and front matter: valid keys, existing targets, consistent days.
 
-Quarto cannot run here, so these checks stand in for the parts of a render that would catch a
-typo: every config key is one Quarto documents (the allow-lists below follow quarto.org's
+These checks need no Quarto and run in seconds, standing in for the parts of a render that would
+catch a typo (tests/test_render.py runs the real render where Quarto is installed): every config key is one Quarto documents (the allow-lists below follow quarto.org's
 reference for websites, listings and HTML options), every navbar and listing target exists, every
 internal link resolves, and every day's front matter is complete and agrees with the plan.
 """
@@ -9,7 +9,6 @@ internal link resolves, and every day's front matter is complete and agrees with
 from __future__ import annotations
 
 import json
-
 import re
 import subprocess
 import sys
