@@ -11,6 +11,7 @@ Subpackages follow the curriculum::
     mechlearn.cnn        Part I   convolutions through as_strided, BatchNorm, ResNets
     mechlearn.generative Part I   autoencoders, VAEs, GANs
     mechlearn.gpt        Part II  a GPT from scratch that matches TransformerLens; tokenisers, sampling, hooks
+    mechlearn.rl         Part III bandits, tabular RL, DQN, REINFORCE, PPO (checked against Stable-Baselines3), RLHF with LoRA
     mechlearn.testing             finite-difference gradient checks, named tolerances, comparisons
     mechlearn.display             show a function's real source on a page
     mechlearn.logbook             the site's own data: front matter, the plan, the progress grid

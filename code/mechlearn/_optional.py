@@ -7,6 +7,7 @@
     tqdm              pip install "mechlearn[gpt]"       the progress bar of mechlearn.gpt.train
     transformer_lens  pip install "mechlearn[interop]"   mechlearn.gpt.interop (to/from TransformerLens)
     transformers      pip install "mechlearn[interop]"   mechlearn.gpt.interop (to Hugging Face GPT2LMHeadModel)
+    gymnasium         pip install "mechlearn[rl]"        mechlearn.rl (environments)
     matplotlib        pip install "mechlearn[display]"   mechlearn.display.plot_*
     sklearn           pip install "mechlearn[data]"      mechlearn.data.load_digits_split
 
@@ -26,6 +27,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tqdm": ("tqdm", "gpt"),
     "transformer_lens": ("transformer-lens", "interop"),
     "transformers": ("transformers", "interop"),
+    "gymnasium": ("gymnasium", "rl"),
     "matplotlib": ("matplotlib", "display"),
     "sklearn": ("scikit-learn", "data"),
 }

@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.bandits."""
+
+__all__: list[str] = []

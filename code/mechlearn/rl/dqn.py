@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.dqn."""
+
+__all__: list[str] = []

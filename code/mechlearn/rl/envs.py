@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.envs."""
+
+__all__: list[str] = []

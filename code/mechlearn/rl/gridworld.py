@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.gridworld."""
+
+__all__: list[str] = []

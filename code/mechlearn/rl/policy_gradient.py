@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.policy_gradient."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.ppo."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.rlhf."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""(being written) mechlearn.rl.tabular."""
+
+__all__: list[str] = []
