@@ -12,8 +12,8 @@
     rlhf             a value head on the char-LM, a programmatic reward, the KL penalty, LoRA
 
 Each algorithm is one module that reads top to bottom in the paper's order, with its
-hyperparameters in one dataclass. Import the submodule you need (``from mechlearn.rl.ppo import
-PPOConfig``). Training runs longer than a page's minute are recipes, ``python -m mechlearn.rl
+hyperparameters in one dataclass. Every public name of the submodules is re-exported here
+(``from mechlearn.rl import PPOConfig``); pages import from the submodule they show. Training runs longer than a page's minute are recipes, ``python -m mechlearn.rl
 RECIPE --out DIR``, whose small checkpoints and manifests ship in ``mechlearn/rl/checkpoints``.
 
 Importing it imports torch and gymnasium.
@@ -25,5 +25,17 @@ require("torch", "mechlearn.rl", extra="rl")  # before the submodules, so a miss
 require("gymnasium", "mechlearn.rl", extra="rl")
 
 from mechlearn.rl import bandits, common, dqn, envs, gridworld, policy_gradient, ppo, rlhf, tabular  # noqa: E402
+from mechlearn.rl.common import *  # noqa: E402,F403
+from mechlearn.rl.bandits import *  # noqa: E402,F403
+from mechlearn.rl.tabular import *  # noqa: E402,F403
+from mechlearn.rl.gridworld import *  # noqa: E402,F403
+from mechlearn.rl.envs import *  # noqa: E402,F403
+from mechlearn.rl.dqn import *  # noqa: E402,F403
+from mechlearn.rl.policy_gradient import *  # noqa: E402,F403
+from mechlearn.rl.ppo import *  # noqa: E402,F403
+from mechlearn.rl.rlhf import *  # noqa: E402,F403
 
-__all__ = ["bandits", "common", "dqn", "envs", "gridworld", "policy_gradient", "ppo", "rlhf", "tabular"]
+_SUBMODULES = (common, bandits, tabular, gridworld, envs, dqn, policy_gradient, ppo, rlhf)
+__all__ = ["bandits", "common", "dqn", "envs", "gridworld", "policy_gradient", "ppo", "rlhf", "tabular"] + [
+    name for module in _SUBMODULES for name in module.__all__
+]
