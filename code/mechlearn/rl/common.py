@@ -21,6 +21,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from jaxtyping import Float, Int
 
 __all__ = [
     "CHECKPOINT_DIR", "check_unit_interval", "check_positive", "check_discrete", "check_observation",
@@ -32,7 +33,7 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Where the committed policies and their manifests live (inside the package, so installs carry them)."""
 
 
-def check_unit_interval(name: str, value: float) -> float:
+def check_unit_interval(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a real number in [0, 1] (a discount, a λ, an ε), else raise.
 
     Raises:
@@ -46,7 +47,7 @@ def check_unit_interval(name: str, value: float) -> float:
     return float(value)
 
 
-def check_positive(name: str, value: float, *, integer: bool = False) -> float | int:
+def check_positive(name: str, value: Any, *, integer: bool = False) -> float | int:
     """Return ``value`` if it is a positive number (a positive integer when ``integer``), else raise.
 
     Raises:
@@ -106,8 +107,9 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         raise ValueError(f"no gymnasium environment is registered as {env_id!r}{hint} ({err})") from None
 
 
-def evaluate(policy: Callable[[np.ndarray], Any], env_id: str | Callable[[], gym.Env], seeds: Sequence[int],
-             *, max_steps: int | None = None) -> np.ndarray:
+def evaluate(policy: Callable[[np.ndarray], Any], env_id: str | Callable[[], gym.Env],
+             seeds: Sequence[int] | Int[np.ndarray, " episodes"], *,
+             max_steps: int | None = None) -> Float[np.ndarray, " episodes"]:
     """Undiscounted return of one episode per seed, acting with ``policy(observation) -> action``.
 
     Args:
@@ -138,7 +140,7 @@ def evaluate(policy: Callable[[np.ndarray], Any], env_id: str | Callable[[], gym
     return np.asarray(returns)
 
 
-def rolling_mean(values: Sequence[float], window: int = 100) -> np.ndarray:
+def rolling_mean(values: Sequence[float] | Float[np.ndarray, " n"], window: int = 100) -> Float[np.ndarray, " n"]:
     """Mean of the last ``window`` values at each index (fewer at the start): the usual smoothed return curve."""
     check_positive("window", window, integer=True)
     v = np.asarray(values, dtype=np.float64)
@@ -148,7 +150,8 @@ def rolling_mean(values: Sequence[float], window: int = 100) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def solved_at(episode_end_steps: Sequence[int], returns: Sequence[float], threshold: float = 475.0,
+def solved_at(episode_end_steps: Sequence[int] | Int[np.ndarray, " episodes"],
+              returns: Sequence[float] | Float[np.ndarray, " episodes"], threshold: float | int = 475.0,
               window: int = 100) -> int | None:
     """The environment step at which the mean of the last ``window`` episode returns first reaches ``threshold``.
 
