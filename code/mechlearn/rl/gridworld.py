@@ -33,7 +33,11 @@ from mechlearn.rl.common import check_positive, check_unit_interval
 from mechlearn.rl.tabular import TabularMDP, check_policy
 
 __all__ = [
-    "GRIDWORLD_MOVES", "GridWorld", "make_gridworld", "progress_bonus", "potential_shaping",
+    "GRIDWORLD_MOVES",
+    "GridWorld",
+    "make_gridworld",
+    "progress_bonus",
+    "potential_shaping",
     "gridworld_rollout",
 ]
 
@@ -60,8 +64,12 @@ class GridWorld:
         return len(self.layout), len(self.layout[0])
 
 
-def make_gridworld(layout: Sequence[str], gamma: float = 0.95, goal_reward: float = 1.0,
-                   step_reward: float = 0.0) -> GridWorld:
+def make_gridworld(
+    layout: Sequence[str],
+    gamma: float = 0.95,
+    goal_reward: float = 1.0,
+    step_reward: float = 0.0,
+) -> GridWorld:
     """Build the deterministic gridworld of ``layout`` (one ``S``, at least one ``G``).
 
     Raises:
@@ -70,12 +78,15 @@ def make_gridworld(layout: Sequence[str], gamma: float = 0.95, goal_reward: floa
     gamma = check_unit_interval("gamma", gamma)
     rows = tuple(layout)
     if not rows or any(len(r) != len(rows[0]) for r in rows) or not rows[0]:
-        raise ValueError(f"layout must be non-empty rows of equal length, got {list(rows)}")
+        raise ValueError(
+            f"layout must be non-empty rows of equal length, got {list(rows)}"
+        )
     text = "".join(rows)
     if set(text) - set("SG#."):
-        raise ValueError(f"layout may only use 'S', 'G', '#', '.', got {sorted(set(text) - set('SG#.'))}")
+        bad = sorted(set(text) - set("SG#."))
+        raise ValueError(f"layout may only use 'S', 'G', '#', '.', got {bad}")
     if text.count("S") != 1 or "G" not in text:
-        raise ValueError("layout needs exactly one start 'S' and at least one goal 'G'")
+        raise ValueError("layout needs exactly one start 'S' and at least one 'G'")
     H, W = len(rows), len(rows[0])
     S = H * W
     cell = np.array(list(text))
@@ -85,13 +96,24 @@ def make_gridworld(layout: Sequence[str], gamma: float = 0.95, goal_reward: floa
         r, c = divmod(s, W)
         for a, (dr, dc) in enumerate(GRIDWORLD_MOVES):
             nr, nc = r + dr, c + dc
-            nxt = nr * W + nc if 0 <= nr < H and 0 <= nc < W and not walls[nr * W + nc] else s
+            nxt = (
+                nr * W + nc
+                if 0 <= nr < H and 0 <= nc < W and not walls[nr * W + nc]
+                else s
+            )
             P[s, a, nxt] = 1.0
             if goal[nxt]:
                 R[s, a] += goal_reward
-    mdp = TabularMDP(P, R, goal | walls, gamma, start=int(text.index("S")), grid_shape=(H, W),
-                     name="gridworld")
-    # Breadth-first search from the goals over the reversed moves gives the step distance.
+    mdp = TabularMDP(
+        P,
+        R,
+        goal | walls,
+        gamma,
+        start=int(text.index("S")),
+        grid_shape=(H, W),
+        name="gridworld",
+    )
+    # Breadth-first search from the goals, over reversed moves, gives the distance.
     distance = np.full(S, np.inf)
     queue = deque(np.flatnonzero(goal))
     distance[goal] = 0.0
@@ -115,8 +137,13 @@ def progress_bonus(world: GridWorld, bonus: float) -> TabularMDP:
     nxt = mdp.P.argmax(axis=2)  # deterministic: the one next state of (s, a)
     d = np.where(np.isfinite(world.distance), world.distance, 1e9)
     closer = d[nxt] < d[:, None]
-    return replace(mdp, R=mdp.R + bonus * closer, P=mdp.P.copy(), terminal=mdp.terminal.copy(),
-                   name=f"{mdp.name} + progress bonus {bonus:g}")
+    return replace(
+        mdp,
+        R=mdp.R + bonus * closer,
+        P=mdp.P.copy(),
+        terminal=mdp.terminal.copy(),
+        name=f"{mdp.name} + progress bonus {bonus:g}",
+    )
 
 
 def potential_shaping(mdp: TabularMDP, phi: Float[np.ndarray, " S"]) -> TabularMDP:
@@ -127,15 +154,26 @@ def potential_shaping(mdp: TabularMDP, phi: Float[np.ndarray, " S"]) -> TabularM
     """
     phi = np.asarray(phi, dtype=np.float64)
     if phi.shape != (mdp.n_states,) or not np.isfinite(phi).all():
-        raise ValueError(f"phi must be finite with shape ({mdp.n_states},), got shape {phi.shape}")
+        raise ValueError(
+            f"phi must be finite with shape ({mdp.n_states},), got shape {phi.shape}"
+        )
     phi = np.where(mdp.terminal, 0.0, phi)
     F = mdp.gamma * mdp.P @ phi - phi[:, None]
-    return replace(mdp, R=mdp.R + F, P=mdp.P.copy(), terminal=mdp.terminal.copy(),
-                   name=f"{mdp.name} + potential shaping")
+    return replace(
+        mdp,
+        R=mdp.R + F,
+        P=mdp.P.copy(),
+        terminal=mdp.terminal.copy(),
+        name=f"{mdp.name} + potential shaping",
+    )
 
 
-def gridworld_rollout(mdp: TabularMDP, policy: Float[np.ndarray, "S A"], n_steps: int,
-                      start: int | None = None) -> Int[np.ndarray, " T"]:
+def gridworld_rollout(
+    mdp: TabularMDP,
+    policy: Float[np.ndarray, "S A"],
+    n_steps: int,
+    start: int | None = None,
+) -> Int[np.ndarray, " T"]:
     """The states visited in ``n_steps`` steps of the policy's most likely action (or until a terminal state).
 
     Unlike `mechlearn.rl.tabular.greedy_path`, a loop is followed round and round, which is what

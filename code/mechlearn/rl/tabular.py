@@ -36,11 +36,28 @@ from jaxtyping import Bool, Float, Int
 from mechlearn.rl.common import check_positive, check_unit_interval, make_env
 
 __all__ = [
-    "TabularMDP", "mdp_from_gym", "random_walk_mdp", "random_walk_true_values",
-    "check_policy", "uniform_policy", "policy_from_actions", "greedy_from_q", "q_from_v",
-    "policy_evaluation_iterative", "policy_evaluation_exact", "PlanningResult",
-    "policy_iteration", "value_iteration", "TDControlConfig", "TDControlResult", "td_control",
-    "greedy_path", "sample_episodes", "n_step_td", "td_lambda", "rms_error",
+    "TabularMDP",
+    "mdp_from_gym",
+    "random_walk_mdp",
+    "random_walk_true_values",
+    "check_policy",
+    "uniform_policy",
+    "policy_from_actions",
+    "greedy_from_q",
+    "q_from_v",
+    "policy_evaluation_iterative",
+    "policy_evaluation_exact",
+    "PlanningResult",
+    "policy_iteration",
+    "value_iteration",
+    "TDControlConfig",
+    "TDControlResult",
+    "td_control",
+    "greedy_path",
+    "sample_episodes",
+    "n_step_td",
+    "td_lambda",
+    "rms_error",
 ]
 
 _PROB_ATOL = 1e-9
@@ -74,18 +91,31 @@ class TabularMDP:
         if self.P.ndim != 3 or self.P.shape[2] != S:
             raise ValueError(f"P must have shape (S, A, S), got {self.P.shape}")
         if self.R.shape != self.P.shape[:2]:
-            raise ValueError(f"R must have shape (S, A) = {self.P.shape[:2]}, got {self.R.shape}")
+            raise ValueError(
+                f"R must have shape (S, A) = {self.P.shape[:2]}, got {self.R.shape}"
+            )
         if self.terminal.shape != (S,):
-            raise ValueError(f"terminal must have shape ({S},), got {self.terminal.shape}")
+            raise ValueError(
+                f"terminal must have shape ({S},), got {self.terminal.shape}"
+            )
         if not np.isfinite(self.R).all():
             raise ValueError("R must be finite")
-        live = ~self.terminal  # terminal rows are replaced below, whatever they hold
-        if (self.P < 0).any() or not np.allclose(self.P[live].sum(-1), 1.0, atol=_PROB_ATOL):
-            raise ValueError("each P[s, a] must be a probability distribution over next states")
+        live = (
+            ~self.terminal
+        )  # terminal rows are replaced below, whatever they hold
+        if (self.P < 0).any() or not np.allclose(
+            self.P[live].sum(-1), 1.0, atol=_PROB_ATOL
+        ):
+            raise ValueError(
+                "each P[s, a] must be a probability distribution over next states"
+            )
         if not 0 <= self.start < S:
             raise ValueError(f"start must be a state in [0, {S}), got {self.start}")
-        if self.grid_shape is not None and self.grid_shape[0] * self.grid_shape[1] != S:
-            raise ValueError(f"grid_shape {self.grid_shape} does not fit {S} states")
+        grid = self.grid_shape
+        if grid is not None and grid[0] * grid[1] != S:
+            raise ValueError(
+                f"grid_shape {self.grid_shape} does not fit {S} states"
+            )
         # Terminal states absorb with zero reward, whatever the source table says.
         t = self.terminal
         self.P[t] = 0.0
@@ -124,7 +154,9 @@ def mdp_from_gym(env_id: str, gamma: float, **kwargs: Any) -> TabularMDP:
     table = getattr(env.unwrapped, "P", None)
     if not isinstance(table, dict):
         env.close()
-        raise ValueError(f"{env_id} has no transition table env.unwrapped.P (only toy-text envs do)")
+        raise ValueError(
+            f"{env_id} has no transition table env.unwrapped.P (toy-text envs do)"
+        )
     S, A = int(env.observation_space.n), int(env.action_space.n)
     P, R, terminal = np.zeros((S, A, S)), np.zeros((S, A)), np.zeros(S, dtype=bool)
     for s in range(S):
@@ -137,10 +169,14 @@ def mdp_from_gym(env_id: str, gamma: float, **kwargs: Any) -> TabularMDP:
     desc = getattr(env.unwrapped, "desc", None)
     grid = tuple(desc.shape) if desc is not None else tuple(env.unwrapped.shape)
     env.close()
-    return TabularMDP(P, R, terminal, gamma, start=start, grid_shape=grid, name=env_id)
+    return TabularMDP(
+        P, R, terminal, gamma, start=start, grid_shape=grid, name=env_id
+    )
 
 
-def random_walk_mdp(n_states: int = 5, gamma: float = 1.0, left_reward: float = 0.0) -> TabularMDP:
+def random_walk_mdp(
+    n_states: int = 5, gamma: float = 1.0, left_reward: float = 0.0
+) -> TabularMDP:
     """Sutton & Barto's random walk: ``n_states`` in a row between two terminal ends.
 
     States are ``0 .. n_states + 1``; 0 and ``n_states + 1`` are terminal and episodes start in
@@ -156,10 +192,14 @@ def random_walk_mdp(n_states: int = 5, gamma: float = 1.0, left_reward: float = 
     R[1, 0], R[n, 1] = left_reward, 1.0
     terminal = np.zeros(S, dtype=bool)
     terminal[[0, S - 1]] = True
-    return TabularMDP(P, R, terminal, gamma, start=(S - 1) // 2, name=f"random walk ({n} states)")
+    return TabularMDP(
+        P, R, terminal, gamma, start=(S - 1) // 2, name=f"random walk ({n} states)"
+    )
 
 
-def random_walk_true_values(n_states: int, left_reward: float = 0.0) -> Float[np.ndarray, " S"]:
+def random_walk_true_values(
+    n_states: int, left_reward: float = 0.0
+) -> Float[np.ndarray, " S"]:
     """Closed-form values of the undiscounted uniform random walk (terminal ends included, 0).
 
     From state k the walk ends on the right with probability ``k / (n + 1)`` (gambler's ruin),
@@ -180,11 +220,18 @@ def check_policy(mdp: TabularMDP, policy: Any) -> np.ndarray:
     pi = np.asarray(policy, dtype=np.float64)
     if pi.shape != (mdp.n_states, mdp.n_actions):
         raise ValueError(
-            f"a policy for {mdp.name} must have shape (S, A) = {(mdp.n_states, mdp.n_actions)}, "
+            f"a policy for {mdp.name} must have shape (S, A) = "
+            f"{(mdp.n_states, mdp.n_actions)}, "
             f"got {pi.shape} (use policy_from_actions for one action per state)"
         )
-    if not np.isfinite(pi).all() or (pi < 0).any() or not np.allclose(pi.sum(1), 1.0, atol=1e-8):
-        raise ValueError("each row pi[s] must be a probability distribution over actions (sum to 1)")
+    if (
+        not np.isfinite(pi).all()
+        or (pi < 0).any()
+        or not np.allclose(pi.sum(1), 1.0, atol=1e-8)
+    ):
+        raise ValueError(
+            "each row pi[s] must be a distribution over actions (sum to 1)"
+        )
     return pi
 
 
@@ -193,21 +240,34 @@ def uniform_policy(mdp: TabularMDP) -> Float[np.ndarray, "S A"]:
     return np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
 
 
-def policy_from_actions(actions: Int[np.ndarray, " S"], n_actions: int) -> Float[np.ndarray, "S A"]:
+def policy_from_actions(
+    actions: Int[np.ndarray, " S"], n_actions: int
+) -> Float[np.ndarray, "S A"]:
     """The deterministic policy that takes ``actions[s]`` in state ``s`` (one-hot rows)."""
     a = np.asarray(actions)
-    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= n_actions:
-        raise ValueError(f"actions must be a 1-D array of integers in [0, {n_actions}), got {a!r}")
+    if (
+        a.ndim != 1
+        or not np.issubdtype(a.dtype, np.integer)
+        or a.min() < 0
+        or a.max() >= n_actions
+    ):
+        raise ValueError(
+            f"actions must be a 1-D array of integers in [0, {n_actions}), got {a!r}"
+        )
     return np.eye(n_actions)[a]
 
 
-def greedy_from_q(Q: Float[np.ndarray, "S A"], tol: float = 1e-9) -> Float[np.ndarray, "S A"]:
+def greedy_from_q(
+    Q: Float[np.ndarray, "S A"], tol: float = 1e-9
+) -> Float[np.ndarray, "S A"]:
     """The deterministic policy that picks ``argmax_a Q[s, a]``; ties within ``tol`` go to the lowest action."""
     best = Q >= Q.max(axis=1, keepdims=True) - tol
     return np.eye(Q.shape[1])[best.argmax(axis=1)]
 
 
-def q_from_v(mdp: TabularMDP, V: Float[np.ndarray, " S"]) -> Float[np.ndarray, "S A"]:
+def q_from_v(
+    mdp: TabularMDP, V: Float[np.ndarray, " S"]
+) -> Float[np.ndarray, "S A"]:
     """Action values from state values by one Bellman backup: ``Q = R + gamma P V``."""
     return mdp.R + mdp.gamma * mdp.P @ V
 
@@ -227,15 +287,20 @@ def _check_proper(mdp: TabularMDP, pi: np.ndarray) -> None:
             break
         reach = grown
     if not reach.all():
-        stuck = np.flatnonzero(~reach)
+        stuck = np.flatnonzero(~reach).tolist()
+        shown = ", ".join(map(str, stuck[:5])) + (
+            f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
+        )
         raise ValueError(
-            f"gamma = 1 and the policy never reaches a terminal state from states {stuck.tolist()} "
-            "of " + mdp.name + ": their value is not defined (the linear system I - P_pi is singular); "
-            "use gamma < 1 or a policy that terminates"
+            f"gamma = 1 and the policy never reaches a terminal state from states "
+            f"{shown} of {mdp.name}: their value is not defined (I - P_pi is "
+            "singular); use gamma < 1 or a policy that ends"
         )
 
 
-def policy_evaluation_exact(mdp: TabularMDP, policy: Float[np.ndarray, "S A"]) -> Float[np.ndarray, " S"]:
+def policy_evaluation_exact(
+    mdp: TabularMDP, policy: Float[np.ndarray, "S A"]
+) -> Float[np.ndarray, " S"]:
     """``v_pi`` by solving the Bellman equation ``(I - gamma P_pi) v = r_pi`` on the non-terminal states.
 
     Raises:
@@ -253,7 +318,10 @@ def policy_evaluation_exact(mdp: TabularMDP, policy: Float[np.ndarray, "S A"]) -
 
 
 def policy_evaluation_iterative(
-    mdp: TabularMDP, policy: Float[np.ndarray, "S A"], tol: float = 1e-10, max_sweeps: int = 100_000,
+    mdp: TabularMDP,
+    policy: Float[np.ndarray, "S A"],
+    tol: float = 1e-10,
+    max_sweeps: int = 100_000,
 ) -> tuple[Float[np.ndarray, " S"], Float[np.ndarray, " sweeps"]]:
     """``v_pi`` by repeating the Bellman backup ``v <- r_pi + gamma P_pi v`` from ``v = 0``.
 
@@ -280,7 +348,9 @@ def policy_evaluation_iterative(
         V = V_new
         if deltas[-1] < tol:
             return V, np.asarray(deltas)
-    raise ValueError(f"policy evaluation did not converge to tol={tol} in {max_sweeps} sweeps")
+    raise ValueError(
+        f"policy evaluation did not converge to tol={tol} in {max_sweeps} sweeps"
+    )
 
 
 @dataclass
@@ -300,7 +370,9 @@ class PlanningResult:
 
 
 def policy_iteration(
-    mdp: TabularMDP, policy: Float[np.ndarray, "S A"] | None = None, max_iterations: int = 1_000,
+    mdp: TabularMDP,
+    policy: Float[np.ndarray, "S A"] | None = None,
+    max_iterations: int = 1_000,
 ) -> PlanningResult:
     """Alternate exact evaluation and greedy improvement until the policy stops changing.
 
@@ -316,15 +388,21 @@ def policy_iteration(
     for it in range(1, max_iterations + 1):
         V = policy_evaluation_exact(mdp, pi)
         new_pi = greedy_from_q(q_from_v(mdp, V))
-        changed = int((new_pi.argmax(1) != pi.argmax(1)).sum() if it > 1 else mdp.n_states)
+        changed = int(
+            (new_pi.argmax(1) != pi.argmax(1)).sum() if it > 1 else mdp.n_states
+        )
         history.append({"iteration": it, "changed": changed, "V": V})
         if np.array_equal(new_pi, pi):
             return PlanningResult(pi, V, q_from_v(mdp, V), it, history)
         pi = new_pi
-    raise ValueError(f"policy iteration did not stabilise in {max_iterations} iterations")
+    raise ValueError(
+        f"policy iteration did not stabilise in {max_iterations} iterations"
+    )
 
 
-def value_iteration(mdp: TabularMDP, tol: float = 1e-10, max_sweeps: int = 100_000) -> PlanningResult:
+def value_iteration(
+    mdp: TabularMDP, tol: float = 1e-10, max_sweeps: int = 100_000
+) -> PlanningResult:
     """Iterate the Bellman optimality backup ``v <- max_a (R + gamma P v)`` from ``v = 0``.
 
     Stops when a sweep changes no value by more than ``tol``; the greedy policy of the final
@@ -340,7 +418,9 @@ def value_iteration(mdp: TabularMDP, tol: float = 1e-10, max_sweeps: int = 100_0
         if delta < tol:
             Q = q_from_v(mdp, V)
             return PlanningResult(greedy_from_q(Q), V, Q, sweep, history)
-    raise ValueError(f"value iteration did not converge to tol={tol} in {max_sweeps} sweeps")
+    raise ValueError(
+        f"value iteration did not converge to tol={tol} in {max_sweeps} sweeps"
+    )
 
 
 # ---------------------------------------------------------------- TD control (S&B ch. 6)
@@ -368,7 +448,8 @@ class TDControlConfig:
     def __post_init__(self) -> None:
         if self.algorithm not in ("q_learning", "sarsa", "expected_sarsa"):
             raise ValueError(
-                f"algorithm must be 'q_learning', 'sarsa' or 'expected_sarsa', got {self.algorithm!r}"
+                "algorithm must be 'q_learning', 'sarsa' or 'expected_sarsa', "
+                f"got {self.algorithm!r}"
             )
         self.alpha = check_unit_interval("alpha", self.alpha)
         self.epsilon = check_unit_interval("epsilon", self.epsilon)
@@ -397,8 +478,13 @@ def _epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> 
     return int(best[0] if len(best) == 1 else best[rng.integers(len(best))])
 
 
-def td_control(env_id: str, config: TDControlConfig, rng: np.random.Generator,
-               progress: bool = False, **env_kwargs: Any) -> TDControlResult:
+def td_control(
+    env_id: str,
+    config: TDControlConfig,
+    rng: np.random.Generator,
+    progress: bool = False,
+    **env_kwargs: Any,
+) -> TDControlResult:
     """Q-learning, SARSA or Expected SARSA on a gymnasium environment with discrete states.
 
     Each step takes ``a`` ε-greedily, observes ``(r, s')`` and moves ``Q[s, a]`` towards the target
@@ -414,12 +500,16 @@ def td_control(env_id: str, config: TDControlConfig, rng: np.random.Generator,
         progress: show a tqdm bar over episodes.
     """
     if not isinstance(config, TDControlConfig):
-        raise TypeError(f"config must be a TDControlConfig, got {type(config).__name__}")
+        raise TypeError(
+            f"config must be a TDControlConfig, got {type(config).__name__}"
+        )
     env = make_env(env_id, **env_kwargs)
     S, A = int(env.observation_space.n), int(env.action_space.n)
     Q = np.full((S, A), config.q_init, dtype=np.float64)
     alpha, eps, gamma = config.alpha, config.epsilon, config.gamma
-    returns, lengths = np.zeros(config.n_episodes), np.zeros(config.n_episodes, dtype=np.int64)
+    returns, lengths = np.zeros(config.n_episodes), np.zeros(
+        config.n_episodes, dtype=np.int64
+    )
     episodes = range(config.n_episodes)
     if progress:
         from tqdm.auto import tqdm
@@ -438,7 +528,7 @@ def td_control(env_id: str, config: TDControlConfig, rng: np.random.Generator,
                 next_value = Q[s_next].max()
             elif config.algorithm == "sarsa":
                 next_value = Q[s_next, a_next]
-            else:  # expected SARSA: ε spread evenly, 1 - ε shared by the greedy actions
+            else:  # expected SARSA: ε spread evenly, 1 - ε over the greedy actions
                 q = Q[s_next]
                 best = q == q.max()
                 probs = eps / A + (1.0 - eps) * best / best.sum()
@@ -452,8 +542,12 @@ def td_control(env_id: str, config: TDControlConfig, rng: np.random.Generator,
     return TDControlResult(Q, returns, lengths)
 
 
-def greedy_path(mdp: TabularMDP, policy: Float[np.ndarray, "S A"], max_steps: int = 100,
-                start: int | None = None) -> Int[np.ndarray, " T"]:
+def greedy_path(
+    mdp: TabularMDP,
+    policy: Float[np.ndarray, "S A"],
+    max_steps: int = 100,
+    start: int | None = None,
+) -> Int[np.ndarray, " T"]:
     """States visited following the most likely next state of the policy's most likely action.
 
     For a deterministic MDP and policy this is the trajectory itself; it stops at a terminal
@@ -476,8 +570,13 @@ def greedy_path(mdp: TabularMDP, policy: Float[np.ndarray, "S A"], max_steps: in
 # ---------------------------------------------------------------- prediction (S&B ch. 7, 12)
 
 
-def sample_episodes(mdp: TabularMDP, policy: Float[np.ndarray, "S A"], n_episodes: int,
-                    rng: np.random.Generator, max_steps: int = 100_000) -> list[tuple[np.ndarray, np.ndarray]]:
+def sample_episodes(
+    mdp: TabularMDP,
+    policy: Float[np.ndarray, "S A"],
+    n_episodes: int,
+    rng: np.random.Generator,
+    max_steps: int = 100_000,
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n_episodes`` episodes from ``mdp.start``, each as ``(states, rewards)``.
 
     ``states`` has one more entry than ``rewards``: ``states[t+1]`` and ``rewards[t]`` follow
@@ -485,16 +584,19 @@ def sample_episodes(mdp: TabularMDP, policy: Float[np.ndarray, "S A"], n_episode
     """
     pi = check_policy(mdp, policy)
     check_positive("n_episodes", n_episodes, integer=True)
-    # Inverse-CDF sampling: one uniform number picks the action, another the next state.
+    # Inverse-CDF sampling: one uniform number picks the action, one the next state.
     pi_cdf, P_cdf = np.cumsum(pi, axis=1), np.cumsum(mdp.P, axis=2)
     episodes = []
     for _ in range(n_episodes):
         s, states, rewards = mdp.start, [mdp.start], []
         while not mdp.terminal[s] and len(rewards) < max_steps:
             u, w = rng.random(2)
-            a = min(int(np.searchsorted(pi_cdf[s], u, side="right")), mdp.n_actions - 1)
+            a = int(np.searchsorted(pi_cdf[s], u, side="right"))
+            a = min(a, mdp.n_actions - 1)  # guards against rounding in the cumsum
             rewards.append(mdp.R[s, a])
-            s = min(int(np.searchsorted(P_cdf[s, a], w, side="right")), mdp.n_states - 1)
+            s = min(
+                int(np.searchsorted(P_cdf[s, a], w, side="right")), mdp.n_states - 1
+            )
             states.append(s)
         episodes.append((np.asarray(states), np.asarray(rewards, dtype=np.float64)))
     return episodes
@@ -503,14 +605,22 @@ def sample_episodes(mdp: TabularMDP, policy: Float[np.ndarray, "S A"], n_episode
 def _alphas(alphas: Any) -> np.ndarray:
     a = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"alphas must be a number or a 1-D array of step sizes, got shape {a.shape}")
+        raise ValueError(
+            f"alphas must be a number or a 1-D array of step sizes, got {a.shape}"
+        )
     for x in a:
         check_unit_interval("alpha", float(x))
     return a
 
 
-def n_step_td(episodes: list[tuple[np.ndarray, np.ndarray]], n_states: int, n: int, alphas: Any,
-              gamma: float = 1.0, V0: Float[np.ndarray, " S"] | None = None) -> Float[np.ndarray, "E1 K S"]:
+def n_step_td(
+    episodes: list[tuple[np.ndarray, np.ndarray]],
+    n_states: int,
+    n: int,
+    alphas: Any,
+    gamma: float = 1.0,
+    V0: Float[np.ndarray, " S"] | None = None,
+) -> Float[np.ndarray, "E1 K S"]:
     """n-step TD prediction (S&B Section 7.1), one value table per step size in ``alphas``.
 
     At time ``tau = t - n + 1`` the state ``S_tau`` moves towards the n-step return
@@ -525,15 +635,19 @@ def n_step_td(episodes: list[tuple[np.ndarray, np.ndarray]], n_states: int, n: i
     check_positive("n", n, integer=True)
     gamma = check_unit_interval("gamma", gamma)
     a = _alphas(alphas)
-    V = np.zeros((a.size, n_states)) if V0 is None else np.tile(np.asarray(V0, dtype=np.float64), (a.size, 1))
+    V = (
+        np.zeros((a.size, n_states))
+        if V0 is None
+        else np.tile(np.asarray(V0, dtype=np.float64), (a.size, 1))
+    )
     out = [V.copy()]
     disc = gamma ** np.arange(n)
     for states, rewards in episodes:
         T = len(rewards)
-        for tau in range(T):  # the update for time tau happens at step t = tau + n - 1
+        for tau in range(T):  # the update of time tau happens at step tau + n - 1
             end = min(tau + n, T)
             G = disc[: end - tau] @ rewards[tau:end]
-            if end < T:  # bootstrap from the state n steps ahead (terminal value is 0)
+            if end < T:  # bootstrap from the state n steps ahead (terminal: 0)
                 G = G + gamma**n * V[:, states[end]]
             s = states[tau]
             V[:, s] += a * (G - V[:, s])
@@ -541,8 +655,14 @@ def n_step_td(episodes: list[tuple[np.ndarray, np.ndarray]], n_states: int, n: i
     return np.stack(out)
 
 
-def td_lambda(episodes: list[tuple[np.ndarray, np.ndarray]], n_states: int, lam: float, alphas: Any,
-              gamma: float = 1.0, V0: Float[np.ndarray, " S"] | None = None) -> Float[np.ndarray, "E1 K S"]:
+def td_lambda(
+    episodes: list[tuple[np.ndarray, np.ndarray]],
+    n_states: int,
+    lam: float,
+    alphas: Any,
+    gamma: float = 1.0,
+    V0: Float[np.ndarray, " S"] | None = None,
+) -> Float[np.ndarray, "E1 K S"]:
     """Online TD(λ) with accumulating eligibility traces (S&B Section 12.2), per step size.
 
     Each step computes the TD error ``delta = R + gamma V(S') - V(S)``, bumps the trace of the
@@ -556,13 +676,19 @@ def td_lambda(episodes: list[tuple[np.ndarray, np.ndarray]], n_states: int, lam:
     lam = check_unit_interval("lam", lam)
     gamma = check_unit_interval("gamma", gamma)
     a = _alphas(alphas)
-    V = np.zeros((a.size, n_states)) if V0 is None else np.tile(np.asarray(V0, dtype=np.float64), (a.size, 1))
+    V = (
+        np.zeros((a.size, n_states))
+        if V0 is None
+        else np.tile(np.asarray(V0, dtype=np.float64), (a.size, 1))
+    )
     out = [V.copy()]
     for states, rewards in episodes:
         e = np.zeros(n_states)  # the trace does not depend on alpha
         for t, r in enumerate(rewards):
             s, s_next = states[t], states[t + 1]
-            v_next = V[:, s_next] if t + 1 < len(rewards) else 0.0  # the episode's end has value 0
+            v_next = (
+                V[:, s_next] if t + 1 < len(rewards) else 0.0
+            )  # the episode's end has value 0
             delta = r + gamma * v_next - V[:, s]
             e *= gamma * lam
             e[s] += 1.0
@@ -571,7 +697,10 @@ def td_lambda(episodes: list[tuple[np.ndarray, np.ndarray]], n_states: int, lam:
     return np.stack(out)
 
 
-def rms_error(V: Float[np.ndarray, "*batch S"], V_true: Float[np.ndarray, " S"],
-              states: Any = slice(None)) -> Float[np.ndarray, "*batch"]:
+def rms_error(
+    V: Float[np.ndarray, "*batch S"],
+    V_true: Float[np.ndarray, " S"],
+    states: Any = slice(None),
+) -> Float[np.ndarray, "*batch"]:
     """Root-mean-square error over ``states`` (all by default; pass the non-terminal ones)."""
     return np.sqrt(((V[..., states] - V_true[states]) ** 2).mean(axis=-1))
