@@ -8,8 +8,10 @@
     envs             ARENA's probe environments for debugging value and policy learning
     dqn              Q-network, replay buffer, target network, ε schedule, the DQN training loop
     policy_gradient  REINFORCE with and without a baseline
-    ppo              vectorised rollouts, GAE, the clipped objective and PPO's training loop
-    rlhf             a value head on the char-LM, a programmatic reward, the KL penalty, LoRA
+    rollout          vectorised rollouts with gymnasium.vector, bootstrapping through truncation
+    ppo              GAE, the clipped objective, actor-critics and PPO's training loop
+    lora             low-rank adapters: merge, unmerge, and LoRA on a GPT's weight tensors
+    rlhf             a value head on the char-LM, a programmatic reward, the KL penalty, the RLHF trainer
 
 Each algorithm is one module that reads top to bottom in the paper's order, with its
 hyperparameters in one dataclass. Every public name of the submodules is re-exported here
@@ -24,7 +26,9 @@ from mechlearn._optional import require
 require("torch", "mechlearn.rl", extra="rl")  # before the submodules, so a missing torch names its extra
 require("gymnasium", "mechlearn.rl", extra="rl")
 
-from mechlearn.rl import bandits, common, dqn, envs, gridworld, policy_gradient, ppo, rlhf, tabular  # noqa: E402
+from mechlearn.rl import (  # noqa: E402
+    bandits, common, dqn, envs, gridworld, lora, policy_gradient, ppo, rlhf, rollout, tabular,
+)
 from mechlearn.rl.common import *  # noqa: E402,F403
 from mechlearn.rl.bandits import *  # noqa: E402,F403
 from mechlearn.rl.tabular import *  # noqa: E402,F403
@@ -32,10 +36,12 @@ from mechlearn.rl.gridworld import *  # noqa: E402,F403
 from mechlearn.rl.envs import *  # noqa: E402,F403
 from mechlearn.rl.dqn import *  # noqa: E402,F403
 from mechlearn.rl.policy_gradient import *  # noqa: E402,F403
+from mechlearn.rl.rollout import *  # noqa: E402,F403
 from mechlearn.rl.ppo import *  # noqa: E402,F403
+from mechlearn.rl.lora import *  # noqa: E402,F403
 from mechlearn.rl.rlhf import *  # noqa: E402,F403
 
-_SUBMODULES = (common, bandits, tabular, gridworld, envs, dqn, policy_gradient, ppo, rlhf)
-__all__ = ["bandits", "common", "dqn", "envs", "gridworld", "policy_gradient", "ppo", "rlhf", "tabular"] + [
+_SUBMODULES = (common, bandits, tabular, gridworld, envs, dqn, policy_gradient, rollout, ppo, lora, rlhf)
+__all__ = [module.__name__.rsplit(".", 1)[1] for module in _SUBMODULES] + [
     name for module in _SUBMODULES for name in module.__all__
 ]
