@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from mechlearn.rl.common import make_env
 from mechlearn.rl.ppo import (
-    CategoricalActorCritic, GaussianActorCritic, PPOConfig, _update, approx_kl, clip_fraction, clipped_surrogate_loss,
-    compute_gae, explained_variance, load_ppo_agent, make_actor_critic, ppo_recipe, ppo_value_loss,
+    CategoricalActorCritic, GaussianActorCritic, PPOConfig, approx_kl, clip_fraction, clipped_surrogate_loss,
+    compute_gae, explained_variance, load_ppo_agent, make_actor_critic, ppo_recipe, ppo_update, ppo_value_loss,
 )
 from mechlearn.rl.rollout import Rollout, RolloutCollector
 from mechlearn.testing import EXACT, FLOAT32, FLOAT64, Tolerance, assert_close
@@ -206,7 +206,7 @@ def test_one_update_equals_stable_baselines3_ppo_train_on_the_same_batch():
     logged = sb3.logger.name_to_value
 
     optimizer = torch.optim.Adam(ours.parameters(), lr=1e-3, eps=1e-5)
-    stats = _update(ours, optimizer, rollout, config, 0.2, torch.Generator().manual_seed(0))
+    stats = ppo_update(ours, optimizer, rollout, config, 0.2, torch.Generator().manual_seed(0))
     assert_close(stats["policy_loss"], logged["train/policy_gradient_loss"], FLOAT32, name="policy loss vs SB3")
     assert_close(stats["value_loss"], logged["train/value_loss"], FLOAT32, name="value loss vs SB3")
     assert_close(stats["entropy"], -logged["train/entropy_loss"], FLOAT32, name="entropy vs SB3")

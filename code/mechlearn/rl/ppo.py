@@ -50,7 +50,7 @@ from mechlearn.rl.rollout import Rollout, RolloutCollector
 __all__ = [
     "compute_gae", "clipped_surrogate_loss", "ppo_value_loss", "approx_kl", "clip_fraction", "explained_variance",
     "CategoricalActorCritic", "GaussianActorCritic", "make_actor_critic", "PPOConfig", "PENDULUM_CONFIG",
-    "train_ppo", "ppo_recipe", "ppo_pendulum_recipe", "load_ppo_agent",
+    "ppo_update", "train_ppo", "ppo_recipe", "ppo_pendulum_recipe", "load_ppo_agent",
 ]
 
 
@@ -346,7 +346,7 @@ class PPOConfig:
 
 
 PENDULUM_CONFIG = PPOConfig(
-    env_id="Pendulum-v1", total_timesteps=200_000, num_envs=4, num_steps=512, learning_rate=1e-3, gamma=0.9,
+    env_id="Pendulum-v1", total_timesteps=100_000, num_envs=4, num_steps=512, learning_rate=1e-3, gamma=0.9,
     gae_lambda=0.95, num_minibatches=32, update_epochs=10, clip_coef=0.2, anneal_clip=False, reward_scale=0.1,
 )
 """Settings for Pendulum-v1's Gaussian policy (RL Zoo's γ, λ, epochs and learning rate, without gSDE)."""
@@ -386,7 +386,7 @@ def train_ppo(config: PPOConfig, progress: bool = True,
             for group in optimizer.param_groups:
                 group["lr"] = lr
             rollout = collector.collect(agent, config.num_steps, generator, clip_low=low, clip_high=high)
-            stats = _update(agent, optimizer, rollout, config, clip, generator)
+            stats = ppo_update(agent, optimizer, rollout, config, clip, generator)
             row = {"update": update + 1, "steps": collector.global_step, "seconds": time.process_time() - t0,
                    "learning_rate": lr, "clip_coef": clip, **stats}
             updates.append(row)
@@ -409,9 +409,15 @@ def train_ppo(config: PPOConfig, progress: bool = True,
     return agent, history
 
 
-def _update(agent: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout, config: PPOConfig,
+def ppo_update(agent: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout, config: PPOConfig,
             clip: float, generator: torch.Generator) -> dict[str, float]:
-    """GAE on the rollout, then ``update_epochs`` passes of minibatch steps on the PPO loss."""
+    """One PPO update: GAE on the rollout, then ``update_epochs`` passes of minibatch steps on the PPO loss.
+
+    The loss is ``policy loss − ent_coef · entropy + vf_coef · value loss``; each step clips the
+    gradient norm to ``max_grad_norm``. ``clip`` is the current clip range (annealed by `train_ppo`).
+    Returns the last minibatch's losses and entropy, its approximate KL, the mean clip fraction over
+    the update and the critic's explained variance on the rollout (before the update).
+    """
     advantages, returns = compute_gae(
         rollout.rewards * config.reward_scale, rollout.values, rollout.next_value, rollout.terminated,
         rollout.truncated, rollout.final_values, config.gamma, config.gae_lambda)
