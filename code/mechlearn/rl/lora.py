@@ -42,8 +42,17 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 __all__ = [
-    "LoRALinear", "LoRAParameter", "LORA_LAYOUTS", "add_lora", "lora_adapters", "lora_state_dict",
-    "load_lora_state_dict", "merge_lora", "unmerge_lora", "lora_merged_copy", "count_trainable",
+    "LoRALinear",
+    "LoRAParameter",
+    "LORA_LAYOUTS",
+    "add_lora",
+    "lora_adapters",
+    "lora_state_dict",
+    "load_lora_state_dict",
+    "merge_lora",
+    "unmerge_lora",
+    "lora_merged_copy",
+    "count_trainable",
 ]
 
 LORA_LAYOUTS = {
@@ -60,13 +69,26 @@ def _check_rank(r: int, alpha: float, d_in: int, d_out: int) -> None:
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
     if r > min(d_in, d_out):
-        raise ValueError(f"LoRA rank r={r} exceeds min(in, out) = {min(d_in, d_out)}: the update would not be low-rank")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"LoRA alpha must be a positive finite number, got {alpha!r}")
+        raise ValueError(
+            f"LoRA rank r={r} exceeds min(in, out) = {min(d_in, d_out)}: "
+            "the update would not be low-rank"
+        )
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not math.isfinite(alpha)
+        or alpha <= 0
+    ):
+        raise ValueError(
+            f"LoRA alpha must be a positive finite number, got {alpha!r}"
+        )
 
 
-def _init_A(r: int, d_in: int, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
-    # peft's default: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)), as nn.Linear's own init.
+def _init_A(
+    r: int, d_in: int, generator: torch.Generator | None, dtype: torch.dtype
+) -> Tensor:
+    # peft's default: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)),
+    # as nn.Linear's own init.
     bound = 1.0 / math.sqrt(d_in)
     return (torch.rand(r, d_in, generator=generator, dtype=dtype) * 2 - 1) * bound
 
@@ -74,7 +96,13 @@ def _init_A(r: int, d_in: int, generator: torch.Generator | None, dtype: torch.d
 class LoRALinear(nn.Module):
     """An ``nn.Linear`` with a frozen weight plus a trainable low-rank update ``(alpha/r) · B A``."""
 
-    def __init__(self, base: nn.Module, r: int, alpha: float, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        r: int,
+        alpha: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
         """Wrap ``base`` (its parameters are frozen); ``lora_A`` is random, ``lora_B`` zero.
 
         Args:
@@ -85,9 +113,16 @@ class LoRALinear(nn.Module):
         """
         super().__init__()
         if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+            raise TypeError(
+                f"LoRALinear wraps an nn.Linear, got {type(base).__name__}"
+            )
         _check_rank(r, alpha, base.in_features, base.out_features)
-        self.base, self.r, self.alpha, self.scaling = base, r, float(alpha), alpha / r
+        self.base, self.r, self.alpha, self.scaling = (
+            base,
+            r,
+            float(alpha),
+            alpha / r,
+        )
         for p in base.parameters():
             p.requires_grad_(False)
         dtype = base.weight.dtype
@@ -99,17 +134,19 @@ class LoRALinear(nn.Module):
         """The update ``(alpha / r) · B A`` in ``nn.Linear``'s ``(out, in)`` layout."""
         return self.scaling * (self.lora_B @ self.lora_A)
 
-    def forward(self, x: Float[Tensor, "*batch d_in"]) -> Float[Tensor, "*batch d_out"]:
-        """``base(x) + (alpha/r) · x Aᵀ Bᵀ``; once merged, just ``base(x)`` (the update is in the weight)."""
+    def forward(
+        self, x: Float[Tensor, "*batch d_in"]
+    ) -> Float[Tensor, "*batch d_out"]:
+        """``base(x) + (alpha/r) · x Aᵀ Bᵀ``; once merged, just ``base(x)``."""
         y = self.base(x)
         if self.merged:
             return y
-        # Two thin products (x Aᵀ is (…, r)) instead of forming the (out, in) matrix BA.
+        # Two thin products (x Aᵀ is (…, r)) instead of forming the (out, in) BA.
         return y + self.scaling * ((x @ self.lora_A.T) @ self.lora_B.T)
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Add the update into the frozen weight: ``W ← W + (alpha/r) · B A``; forward then skips the adapter."""
+        """Add the update into the weight, ``W ← W + (alpha/r) · B A``; forward skips it then."""
         if self.merged:
             raise RuntimeError("this LoRALinear is already merged; unmerge() first")
         self.base.weight += self.delta_weight()
@@ -117,7 +154,7 @@ class LoRALinear(nn.Module):
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Subtract the update again, ``W ← W - (alpha/r) · B A`` (W is restored up to one rounding)."""
+        """Subtract the update again, ``W ← W - (alpha/r) · B A`` (W up to one rounding)."""
         if not self.merged:
             raise RuntimeError("this LoRALinear is not merged")
         self.base.weight -= self.delta_weight()
@@ -125,28 +162,43 @@ class LoRALinear(nn.Module):
 
 
 class LoRAParameter(nn.Module):
-    """LoRA on one weight tensor used as ``x W`` (``W``: ``(in, out)``, or a per-head layout), as a parametrization.
+    """LoRA on a weight tensor used as ``x W`` (``(in, out)`` or per head): a parametrization.
 
-    Registered with ``torch.nn.utils.parametrize.register_parametrization(module, name, lora)``,
-    reading ``module.<name>`` returns ``W + (alpha/r) · rearrange((B A)ᵀ)`` while the frozen original
-    lives in ``module.parametrizations.<name>.original``.
+    Registered with ``torch.nn.utils.parametrize.register_parametrization(module, name,
+    lora)``, reading ``module.<name>`` returns ``W + (alpha/r) · rearrange((B A)ᵀ)`` while
+    the frozen original lives in ``module.parametrizations.<name>.original``.
     """
 
-    def __init__(self, weight: Tensor, name: str, r: int, alpha: float, generator: torch.Generator | None = None) -> None:
-        """Adapters for ``weight`` (its shape and ``name`` fix the layout, see `LORA_LAYOUTS`)."""
+    def __init__(
+        self,
+        weight: Tensor,
+        name: str,
+        r: int,
+        alpha: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Adapters for ``weight``; its shape and ``name`` fix the layout (`LORA_LAYOUTS`)."""
         super().__init__()
         self.name = name.rsplit(".", 1)[-1]
         self.pattern = LORA_LAYOUTS.get(self.name)
         if self.pattern is None:
             if weight.ndim != 2:
-                raise ValueError(f"LoRA needs an (in, out) matrix or one of {sorted(LORA_LAYOUTS)}, got {name} of shape {tuple(weight.shape)}")
+                raise ValueError(
+                    f"LoRA needs an (in, out) matrix or one of {sorted(LORA_LAYOUTS)}, "
+                    f"got {name} of shape {tuple(weight.shape)}"
+                )
             d_in, d_out = weight.shape
             self.sizes: dict[str, int] = {}
         else:
             if weight.ndim != 3:
-                raise ValueError(f"{name} should be (n_heads, ·, ·) for LoRA, got shape {tuple(weight.shape)}")
+                raise ValueError(
+                    f"{name} should be (n_heads, ·, ·) for LoRA, "
+                    f"got shape {tuple(weight.shape)}"
+                )
             h, a, b = weight.shape
-            if self.pattern.startswith("d_in"):  # W_Q, W_K, W_V: (n_heads, d_model, d_head)
+            if self.pattern.startswith(
+                "d_in"
+            ):  # W_Q, W_K, W_V: (n_heads, d_model, d_head)
                 d_in, d_out, self.sizes = a, h * b, {"n_heads": h, "d_head": b}
             else:  # W_O: (n_heads, d_head, d_model)
                 d_in, d_out, self.sizes = h * a, b, {"n_heads": h, "d_head": a}
@@ -158,8 +210,14 @@ class LoRAParameter(nn.Module):
 
     def delta(self) -> Tensor:
         """The update ``(alpha/r) · (B A)ᵀ`` in the weight's own layout."""
-        update = self.scaling * (self.lora_B @ self.lora_A).T  # (in, out): x W convention
-        return update if self.pattern is None else einops.rearrange(update, self.pattern, **self.sizes)
+        update = (
+            self.scaling * (self.lora_B @ self.lora_A).T
+        )  # (in, out): x W convention
+        return (
+            update
+            if self.pattern is None
+            else einops.rearrange(update, self.pattern, **self.sizes)
+        )
 
     def forward(self, W: Tensor) -> Tensor:
         """The adapted weight ``W + delta()`` (just ``W`` once merged into it)."""
@@ -167,7 +225,7 @@ class LoRAParameter(nn.Module):
 
     @torch.no_grad()
     def merge(self, original: Tensor) -> None:
-        """Add ``delta()`` into ``original`` (the frozen tensor this adapter parametrizes) in place."""
+        """Add ``delta()`` into ``original`` (the frozen tensor it parametrizes) in place."""
         if self.merged:
             raise RuntimeError(f"the LoRA adapter on {self.name} is already merged")
         original += self.delta()
@@ -182,8 +240,13 @@ class LoRAParameter(nn.Module):
         self.merged = False
 
 
-def add_lora(model: nn.Module, targets: Iterable[str], r: int, alpha: float,
-             generator: torch.Generator | None = None) -> list[str]:
+def add_lora(
+    model: nn.Module,
+    targets: Iterable[str],
+    r: int,
+    alpha: float,
+    generator: torch.Generator | None = None,
+) -> list[str]:
     """Freeze every parameter of ``model`` and attach a `LoRAParameter` to each targeted weight.
 
     Args:
@@ -201,22 +264,32 @@ def add_lora(model: nn.Module, targets: Iterable[str], r: int, alpha: float,
     """
     targets = list(targets)
     if not targets or not all(isinstance(t, str) and t for t in targets):
-        raise ValueError(f"targets should be a non-empty list of parameter-name suffixes, got {targets!r}")
+        raise ValueError(
+            f"targets should be a non-empty list of parameter-name suffixes, got {targets!r}"
+        )
     if any(True for _ in lora_adapters(model)):
         raise ValueError("model already has LoRA adapters")
     names = [n for n, _ in model.named_parameters()]
-    chosen = [n for n in names if any(n == t or n.endswith("." + t) for t in targets)]
+    chosen = [
+        n for n in names if any(n == t or n.endswith("." + t) for t in targets)
+    ]
     for t in targets:
         if not any(n == t or n.endswith("." + t) for n in chosen):
-            raise ValueError(f"LoRA target {t!r} matches no parameter; weights look like {names[:6]}")
+            raise ValueError(
+                f"LoRA target {t!r} matches no parameter; weights look like {names[:6]}"
+            )
     for p in model.parameters():
         p.requires_grad_(False)
     for full in chosen:
         owner_name, _, attr = full.rpartition(".")
         owner = model.get_submodule(owner_name)
         weight = getattr(owner, attr)
-        parametrize.register_parametrization(owner, attr, LoRAParameter(weight, full, r, alpha, generator),
-                                             unsafe=False)
+        parametrize.register_parametrization(
+            owner,
+            attr,
+            LoRAParameter(weight, full, r, alpha, generator),
+            unsafe=False,
+        )
     return chosen
 
 
@@ -228,7 +301,9 @@ def lora_adapters(model: nn.Module) -> Iterator[tuple[str, LoRAParameter, Tensor
         for attr, plist in module.parametrizations.items():
             for p in plist:
                 if isinstance(p, LoRAParameter):
-                    yield (f"{mod_name}.{attr}" if mod_name else attr), p, plist.original
+                    yield (
+                        f"{mod_name}.{attr}" if mod_name else attr
+                    ), p, plist.original
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -246,8 +321,10 @@ def load_lora_state_dict(model: nn.Module, state: dict[str, Tensor]) -> None:
     adapters = {name: lora for name, lora, _ in lora_adapters(model)}
     expected = {f"{n}.lora_{w}" for n in adapters for w in "AB"}
     if set(state) != expected:
-        raise ValueError(f"adapter names differ: missing {sorted(expected - set(state))[:4]}, "
-                         f"unexpected {sorted(set(state) - expected)[:4]}")
+        raise ValueError(
+            f"adapter names differ: missing {sorted(expected - set(state))[:4]}, "
+            f"unexpected {sorted(set(state) - expected)[:4]}"
+        )
     for key, value in state.items():
         name, _, which = key.rpartition(".")
         getattr(adapters[name], which).copy_(value)
@@ -273,12 +350,15 @@ def lora_merged_copy(model: nn.Module) -> nn.Module:
     merged = copy.deepcopy(model)
     for module in list(merged.modules()):
         if parametrize.is_parametrized(module):
-            # deepcopy keeps the *class* that parametrize made for the original module, and removing a
-            # parametrization deletes its property from that class: give the copy a class of its own first.
+            # deepcopy keeps the *class* that parametrize made for the original module, and
+            # removing a parametrization deletes its property from that class: give the
+            # copy a class of its own first.
             cls = type(module)
             module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             for attr in list(module.parametrizations):
-                parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
+                parametrize.remove_parametrizations(
+                    module, attr, leave_parametrized=True
+                )
     return merged
 
 
