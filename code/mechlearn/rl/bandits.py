@@ -164,11 +164,15 @@ class BanditHistory:
     """Mean over runs and steps of ``max_a q*(a)``: the reward of an agent that knew ``q*``."""
 
 
-def argmax_random_ties(values: Float[np.ndarray, "runs arms"], rng: np.random.Generator) -> Int[np.ndarray, " runs"]:
-    """Per row, the index of a maximum, chosen uniformly among tied maxima (S&B: "ties broken randomly").
+def argmax_random_ties(
+    values: Float[np.ndarray, "runs arms"], rng: np.random.Generator
+) -> Int[np.ndarray, " runs"]:
+    """Per row, the index of a maximum, uniform among tied maxima (S&B: "ties broken randomly").
 
-    ``np.argmax`` would always take the first tie: a greedy agent starting from ``Q = 0`` would then
-    pull arm 0 first in every run, which biases the early steps of the curves.
+    ``np.argmax`` would always take the first of tied arms: a greedy agent starting from
+    ``Q = 0`` would pull arm 0 first in every run. On the testbed the arms are exchangeable,
+    so the averages would not change, but on a problem whose arms come in a meaningful
+    order they would.
     """
     is_max = values == values.max(axis=1, keepdims=True)
     return np.argmax(is_max * rng.random(values.shape), axis=1)
@@ -187,11 +191,11 @@ def gradient_bandit_update(
     baseline: Float[np.ndarray, " runs"],
     alpha: float,
 ) -> Float[np.ndarray, "runs arms"]:
-    """One gradient-bandit step (S&B eq. 2.12): ``H + α (R − R̄)(1_A − π)`` with ``π = softmax(H)``.
+    """One gradient-bandit step (S&B eq. 2.12): ``H + α (R − R̄)(1_A − π)``, ``π = softmax(H)``.
 
-    ``(1_A − π)`` is ``∇_H log π(A)``, so the step is the score function times the reward above the
-    baseline: its expectation over ``A ~ π`` and ``R`` is ``α ∇_H Σ_a π(a) q*(a)`` for any ``R̄``
-    that does not depend on ``A``. Returns the new preferences (``H`` is not modified).
+    ``(1_A − π)`` is ``∇_H log π(A)``, so the step is the score function times the reward
+    above the baseline. Its expectation over ``A ~ π`` and ``R`` is ``α ∇_H Σ_a π(a) q*(a)``
+    for any ``R̄`` that does not depend on ``A``. Returns new preferences (``H`` is unchanged).
     """
     pi = softmax_preferences(H)
     onehot = np.zeros_like(H)
@@ -218,9 +222,14 @@ def run_testbed(agent: Agent, testbed: BanditTestbed, rng: np.random.Generator) 
         TypeError: ``agent`` is not one of the agents here, or ``rng`` is not a ``np.random.Generator``.
     """
     if not isinstance(agent, (EpsilonGreedy, UCB, GradientBandit)):
-        raise TypeError(f"agent must be an EpsilonGreedy, UCB or GradientBandit, got {type(agent).__name__}")
+        raise TypeError(
+            f"agent must be an EpsilonGreedy, UCB or GradientBandit, got {type(agent).__name__}"
+        )
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a np.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        raise TypeError(
+            f"rng must be a np.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
     runs, k, steps = testbed.runs, testbed.n_arms, testbed.steps
     rows = np.arange(runs)
     if testbed.stationary:
@@ -236,7 +245,8 @@ def run_testbed(agent: Agent, testbed: BanditTestbed, rng: np.random.Generator) 
         Q = np.full((runs, k), float(getattr(agent, "initial_value", 0.0)))
         N = np.zeros((runs, k))
 
-    average_reward, optimal_action, step_regret, best_values = (np.empty(steps) for _ in range(4))
+    reward_per_step, optimal, gap, best_values = (np.empty(steps) for _ in range(4))
+    best = q_star.max(axis=1)
     for t in range(1, steps + 1):
         # 1. Choose an arm in every run.
         if isinstance(agent, EpsilonGreedy):
@@ -244,28 +254,30 @@ def run_testbed(agent: Agent, testbed: BanditTestbed, rng: np.random.Generator) 
             explore = rng.random(runs) < agent.epsilon
             action[explore] = rng.integers(0, k, size=int(explore.sum()))
         elif isinstance(agent, UCB):
-            # An arm never pulled has an infinite bonus: each is tried once before any is repeated.
+            # An arm never pulled has an infinite bonus: each is tried once first.
             with np.errstate(divide="ignore", invalid="ignore"):
                 bonus = agent.c * np.sqrt(np.log(t) / N)
             action = argmax_random_ties(np.where(N == 0, np.inf, Q + bonus), rng)
         else:
-            pi = softmax_preferences(H)
-            # Inverse-CDF sampling of one arm per run from its own π (min guards the cumulative sum's rounding).
-            action = np.minimum((pi.cumsum(axis=1) < rng.random((runs, 1))).sum(axis=1), k - 1)
+            # Inverse-CDF sampling from each run's own π (min guards the cumsum's rounding).
+            cdf = softmax_preferences(H).cumsum(axis=1)
+            action = np.minimum((cdf < rng.random((runs, 1))).sum(axis=1), k - 1)
 
         # 2. The bandit pays R ~ N(q*(A), 1).
         chosen = q_star[rows, action]
         reward = rng.normal(chosen, 1.0)
-        best = q_star.max(axis=1)
-        average_reward[t - 1] = reward.mean()
-        optimal_action[t - 1] = (chosen == best).mean()
-        step_regret[t - 1] = (best - chosen).mean()
+        reward_per_step[t - 1] = reward.mean()
+        optimal[t - 1] = (chosen == best).mean()
+        gap[t - 1] = (best - chosen).mean()
         best_values[t - 1] = best.mean()
 
         # 3. Learn from (A, R).
         if isinstance(agent, GradientBandit):
-            # S&B's R̄_t averages the rewards *before* step t, with R̄_1 = R_1 (so the first step does not move H).
-            baseline = np.where(t == 1, reward, mean_reward) if agent.baseline else np.zeros(runs)
+            # S&B's R̄_t averages the rewards *before* step t, with R̄_1 = R_1.
+            if agent.baseline:
+                baseline = reward if t == 1 else mean_reward
+            else:
+                baseline = np.zeros(runs)
             H = gradient_bandit_update(H, action, reward, baseline, agent.alpha)
             mean_reward += (reward - mean_reward) / t
         else:
@@ -275,5 +287,8 @@ def run_testbed(agent: Agent, testbed: BanditTestbed, rng: np.random.Generator) 
 
         if not testbed.stationary:
             q_star += rng.normal(0.0, testbed.walk_std, size=(runs, k))
+            best = q_star.max(axis=1)
 
-    return BanditHistory(agent.label, average_reward, optimal_action, np.cumsum(step_regret), float(best_values.mean()))
+    return BanditHistory(
+        agent.label, reward_per_step, optimal, np.cumsum(gap), float(best_values.mean())
+    )
