@@ -11,16 +11,19 @@ sampled uniformly (consecutive steps are correlated; a buffer mixes old and new 
 the target uses a **target network** θ⁻, a slowly moving copy of θ, so the regression target does
 not move with every gradient step. Exploration is **ε-greedy** with ε falling linearly from 1.
 
-On CartPole, plain DQN learns fast and then often *collapses*: as the buffer fills with long,
-successful episodes the network forgets what failure looks like, its values grow, and returns
-crash. This module's default `DQNConfig` adds the standard stabilisers, each optional:
+On CartPole, plain DQN often learns and then *collapses*: as the buffer fills with long,
+successful episodes the network forgets what failure looks like, its values drift, and returns
+crash. `DQNConfig` has the standard stabilisers as options:
 
-* **Double DQN** (van Hasselt et al., 2016): the online network picks a' and the target network
-  values it, which removes the max-operator's upward bias;
-* the **Huber loss** and **gradient-norm clipping**, so a surprising transition cannot take a huge step;
-* **Polyak averaging** of the target network (θ⁻ ← τθ + (1 − τ)θ⁻ after every update);
-* a **learning rate that decays linearly** to a small value, so that late updates can only
-  fine-tune a policy that already works, and a large buffer that keeps early failures in memory.
+* **Double DQN** (van Hasselt et al., 2016; on by default): the online network picks a' and the
+  target network values it, which removes the max-operator's upward bias;
+* the **Huber loss** (default) and **gradient-norm clipping** (at 10), so that a surprising
+  transition cannot take a huge step;
+* **Polyak averaging** of the target network, θ⁻ ← τθ + (1 − τ)θ⁻ after every update (τ = 0.005
+  by default), or a hard copy every ``target_network_frequency`` updates with ``tau = 1``;
+* a **learning rate that decays linearly** over the run (from 1e-3 to 2e-5 by default), so that
+  late updates can only fine-tune a policy that already works, a large buffer (100,000) that
+  keeps early failures in memory, and a small ε floor (0.01).
 
 Truncation is handled as the theory says: a time-limit cut (CartPole stops at 500 steps) is not a
 terminal state, so the target bootstraps through it; only a real termination sets the value of
@@ -290,7 +293,8 @@ class DQNHistory:
 # The training loop
 # ---------------------------------------------------------------------------------------------
 
-def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, progress: bool = False) -> DQNHistory:
+def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, progress: bool = False,
+              callback: Callable[[int, QNetwork], None] | None = None) -> DQNHistory:
     """Train a Q-network with DQN (CleanRL-style) and return it with its history.
 
     Args:
@@ -298,6 +302,8 @@ def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, pr
         env_fn: builds the environment; by default ``make_env(config.env_id)`` (the probes'
             ``mechlearn/…`` ids are registered first).
         progress: show a tqdm progress bar.
+        callback: called as ``callback(step, q_network)`` after every training update (to record
+            values while training; it must not change the network).
 
     Raises:
         TypeError: the environment's action space is not ``Discrete``.
@@ -324,7 +330,7 @@ def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, pr
     target_network = copy.deepcopy(q_network)
     for p in target_network.parameters():
         p.requires_grad_(False)
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=cfg.learning_rate, foreach=True)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=cfg.learning_rate, fused=True)  # one kernel per step
     weights = _numpy_views(q_network)  # acting reads the live parameters through NumPy (no torch call per step)
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim)
     loss_fn = nn.functional.smooth_l1_loss if cfg.loss == "huber" else nn.functional.mse_loss
@@ -333,6 +339,8 @@ def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, pr
     lr_duration = max(1, int(cfg.lr_decay_fraction * cfg.total_timesteps))
     online_params, target_params = list(q_network.parameters()), list(target_network.parameters())
     updates = 0
+    losses: list[Tensor] = []  # kept as tensors and converted once at the end (no .item() per update)
+    q_means: list[Tensor] = []
 
     bar = None
     if progress:
@@ -388,8 +396,10 @@ def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, pr
                 optimizer.step()
                 updates += 1
                 history.update_steps.append(step + 1)
-                history.losses.append(loss.item())
-                history.q_values.append(q_taken.detach().mean().item())
+                losses.append(loss.detach())
+                q_means.append(q_taken.detach().mean())
+                if callback is not None:
+                    callback(step + 1, q_network)
                 if updates % cfg.target_network_frequency == 0:
                     with torch.no_grad():
                         torch._foreach_lerp_(target_params, online_params, cfg.tau)  # tau = 1: a copy
@@ -399,6 +409,8 @@ def train_dqn(config: DQNConfig, env_fn: Callable[[], gym.Env] | None = None, pr
         bar.update(cfg.total_timesteps - bar.n)
         bar.close()
     env.close()
+    if losses:
+        history.losses, history.q_values = torch.stack(losses).tolist(), torch.stack(q_means).tolist()
     history.seconds = time.perf_counter() - t_start
     return history
 
@@ -436,9 +448,10 @@ DQN_CARTPOLE = DQNConfig()
 """The committed CartPole-v1 run's configuration (the defaults, seed 0, 150,000 steps)."""
 
 DQN_PROBE = DQNConfig(
-    env_id="mechlearn/Probe1-v0", total_timesteps=1_000, learning_rate=2e-3, final_learning_rate=2e-4,
-    buffer_size=1_000, gamma=0.9, tau=0.05, batch_size=64, start_e=1.0, end_e=0.2, exploration_fraction=0.5,
-    learning_starts=100, train_frequency=1, hidden=(32,), double_dqn=True, loss="mse", max_grad_norm=None,
+    env_id="mechlearn/Probe1-v0", seed=0, total_timesteps=1_000, learning_rate=2e-3, final_learning_rate=2e-4,
+    lr_decay_fraction=1.0, buffer_size=1_000, gamma=0.9, tau=0.05, target_network_frequency=1, batch_size=64,
+    start_e=1.0, end_e=0.2, exploration_fraction=0.5, learning_starts=100, train_frequency=1, gradient_steps=1,
+    hidden=(32,), double_dqn=True, loss="mse", max_grad_norm=None,
 )
 """A small, fast configuration for the probe environments (γ = 0.9, so Probe 3's first value is 0.9):
 replace ``env_id`` with each probe's id. Every step trains; ε stays at 0.2 so both actions keep being tried."""
@@ -461,13 +474,13 @@ def dqn_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) 
     The manifest records the config, the seed, the learning curve (episode end steps and returns),
     the steps, the seconds, and the metrics: ``solved_at`` (the first step at which the mean of the
     last 100 episode returns reaches 475), the lowest rolling mean after that, and the greedy
-    policy's mean return over 20 fresh seeds. ``quick`` trains 3,000 steps (a smoke test).
+    policy's mean return over 20 fresh seeds. ``quick`` trains 2,000 steps (a smoke test).
     """
     from mechlearn.rl.common import evaluate, rolling_mean
 
     out = recipe_output_dir(out_dir)
     torch.set_num_threads(1)  # an entry point: one thread is fastest for this small network
-    cfg = DQNConfig(**{**asdict(DQN_CARTPOLE), **({"total_timesteps": 3_000, "learning_starts": 500} if quick else {})})
+    cfg = DQNConfig(**{**asdict(DQN_CARTPOLE), **({"total_timesteps": 2_000, "learning_starts": 500} if quick else {})})
     history = train_dqn(cfg, progress=progress)
     ckpt = out / "dqn_cartpole.pt"
     torch.save(history.q_network.state_dict(), ckpt)
