@@ -460,6 +460,38 @@ def test_rlhf_sample_draws_the_same_tokens_as_generate():
         R.rlhf_sample(model, prompt, 2, 14)
 
 
+def test_rlhf_sample_on_an_adapted_model_equals_generate_on_its_merged_copy():
+    """With adapters on W_Q (which mechlearn.gpt.generate cannot read), our sampler must draw what
+    generate draws from the plain merged model."""
+    model = tiny_gpt(torch.float32)
+    L.add_lora(model, ["attn.W_Q", "mlp.W_out"], r=2, alpha=4.0)
+    randomise_B(model)
+    prompt = torch.tensor([4, 5])
+    ours = R.rlhf_sample(model, prompt, 6, 9, generator=torch.Generator().manual_seed(3))
+    merged = L.lora_merged_copy(model)
+    ref = generate(merged, prompt[None].expand(6, -1), 9, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ours, ref)
+    base = R.rlhf_sample(tiny_gpt(torch.float32), prompt, 6, 9, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(ours, base), "the adapters must change what is sampled"
+
+
+@given(
+    st.one_of(st.integers(-3, 12), st.floats(allow_nan=True), st.booleans()),
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 3)),
+)
+@FUZZ
+def test_lora_linear_accepts_exactly_valid_ranks_and_alphas(r, alpha):
+    ok_r = isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= 4
+    ok_alpha = not isinstance(alpha, bool) and math.isfinite(alpha) and alpha > 0
+    if ok_r and ok_alpha:
+        layer = L.LoRALinear(nn.Linear(6, 4), r=r, alpha=alpha)
+        assert layer.scaling == alpha / r
+    else:
+        layer = L.LoRALinear.__new__(L.LoRALinear)  # our own checks, not the test-time type checker
+        with pytest.raises((TypeError, ValueError), match="LoRA (rank|alpha)"):
+            unchecked(L.LoRALinear.__init__)(layer, nn.Linear(6, 4), r=r, alpha=alpha)
+
+
 # -- the trainer and the recipe ---------------------------------------------------------------------------
 
 

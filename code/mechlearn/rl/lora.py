@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import einops
 import torch
@@ -65,7 +66,7 @@ LORA_LAYOUTS = {
 weights (``W_in``, ``W_out``, ``W_U``) are already ``(in, out)`` matrices."""
 
 
-def _check_rank(r: int, alpha: float, d_in: int, d_out: int) -> None:
+def _check_rank(r: Any, alpha: Any, d_in: int, d_out: int) -> None:
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
     if r > min(d_in, d_out):
@@ -100,7 +101,7 @@ class LoRALinear(nn.Module):
         self,
         base: nn.Module,
         r: int,
-        alpha: float,
+        alpha: float | int,
         generator: torch.Generator | None = None,
     ) -> None:
         """Wrap ``base`` (its parameters are frozen); ``lora_A`` is random, ``lora_B`` zero.
@@ -174,7 +175,7 @@ class LoRAParameter(nn.Module):
         weight: Tensor,
         name: str,
         r: int,
-        alpha: float,
+        alpha: float | int,
         generator: torch.Generator | None = None,
     ) -> None:
         """Adapters for ``weight``; its shape and ``name`` fix the layout (`LORA_LAYOUTS`)."""
@@ -244,7 +245,7 @@ def add_lora(
     model: nn.Module,
     targets: Iterable[str],
     r: int,
-    alpha: float,
+    alpha: float | int,
     generator: torch.Generator | None = None,
 ) -> list[str]:
     """Freeze every parameter of ``model`` and attach a `LoRAParameter` to each targeted weight.

@@ -14,7 +14,10 @@ on the committed character-level model of Part II (`mechlearn.gpt.load_char_lm`)
    and predicts, at every position, the reward the completion will end with.
 3. **Advantages** (ARENA 2.4): one-step TD errors ``A_t = V(s_{t+1}) - V(s_t)`` for the generated
    tokens, with the final reward in place of the value after the last token
-   (`rlhf_advantages`). No discounting, no GAE: the episode is short and the reward terminal.
+   (`rlhf_advantages`), without discounting. With ``gae_lambda = λ`` they become GAE's
+   λ-weighted sums; ``λ = 1`` gives ``reward - V(s_t)`` at every token, the trainer's default
+   here, because on 48-character completions ARENA's ``λ = 0`` barely moved the reward (the
+   recipe records both curves).
 4. **KL penalty.** Fine-tuning on a reward alone finds degenerate text that scores well; a penalty
    ``β · KL(π ‖ π_ref)`` to the frozen starting model keeps the policy near fluent text.
    `kl_exact` is the full-distribution KL at each generated position (what ARENA puts in the
@@ -26,7 +29,9 @@ on the committed character-level model of Part II (`mechlearn.gpt.load_char_lm`)
    value head; the base weights stay frozen and serve as the reference model.
 
 Differences from ARENA 2.4: a 0.8M-parameter character model instead of GPT-2 small, LoRA instead
-of full fine-tuning, and the reward counts one character in a completion of characters.
+of full fine-tuning, ``λ = 1`` advantages by default, and the reward counts one character in a
+completion of characters (the trained policy games it with the ``...`` prompts of Python's
+interactive examples, three full stops each).
 """
 
 from __future__ import annotations
