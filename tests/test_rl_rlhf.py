@@ -475,6 +475,18 @@ def test_rlhf_sample_on_an_adapted_model_equals_generate_on_its_merged_copy():
     assert not torch.equal(ours, base), "the adapters must change what is sampled"
 
 
+def test_generate_reads_adapted_attention_weights():
+    """mechlearn.gpt.generate on a model with LoRA on W_Q/W_V (parametrized tensors) draws what it
+    draws from the merged copy: the fused-QKV reuse must not look the raw parameters up."""
+    model = tiny_gpt(torch.float32)
+    L.add_lora(model, ["attn.W_Q", "attn.W_V"], r=2, alpha=4.0)
+    randomise_B(model)
+    prompt = torch.tensor([[4, 5]]).expand(3, -1)
+    adapted = generate(model, prompt, 9, generator=torch.Generator().manual_seed(5))
+    merged = generate(L.lora_merged_copy(model), prompt, 9, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(adapted, merged)
+
+
 @given(
     st.one_of(st.integers(-3, 12), st.floats(allow_nan=True), st.booleans()),
     st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 3)),

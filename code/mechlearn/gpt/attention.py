@@ -70,12 +70,17 @@ class Attention(nn.Module):
         b = torch.stack([self.b_Q, self.b_K, self.b_V]).flatten()
         return W, b
 
-    def _qkv_key(self) -> tuple[tuple[int, int], ...]:
+    def _qkv_key(self) -> tuple[tuple[int, int], ...] | None:
         # Which tensors, at which in-place version: a new Parameter or an in-place edit (copy_,
         # load_state_dict) changes it. Edits through `.data` bump no counter, which is why the fused
         # weight is only kept for the length of a `reuse_fused_qkv` block, never across calls.
+        # A parametrized weight (LoRA adapters, torch.nn.utils.parametrize) is computed on every
+        # access and has no stable identity: None, and the fused weight is then never reused.
         params = self._parameters
-        return tuple((id(params[n]), params[n]._version) for n in ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V"))
+        names = ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V")
+        if any(n not in params for n in names):
+            return None
+        return tuple((id(params[n]), params[n]._version) for n in names)
 
     @contextmanager
     def reuse_fused_qkv(self) -> Iterator[None]:
@@ -107,7 +112,8 @@ class Attention(nn.Module):
         # One matrix product computes all three maps for all heads: (b·p, d) @ (d, 3·h·e).
         batch, pos, d = x.shape
         frozen = self._frozen_qkv
-        if frozen is not None and not torch.is_grad_enabled() and frozen[0] == self._qkv_key():
+        reuse = frozen is not None and frozen[0] is not None and not torch.is_grad_enabled()
+        if reuse and frozen[0] == self._qkv_key():
             W, b = frozen[1], frozen[2]
         else:
             W, b = self.fused_qkv()
