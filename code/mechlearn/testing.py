@@ -390,7 +390,9 @@ class Checks:
             details.append(f"- `{t.name}`: \\|ours − reference\\| ≤ atol + rtol · \\|reference\\| with rtol {t.rtol:g}, atol {t.atol:g}")
         for r in self.results:
             if isinstance(r, Comparison):
-                details.append(f"- {_md_escape(r.name)}: shape `{r.shape}`, max relative error {r.max_rel_err:.2g}")
+                rel = (f"max relative error {r.max_rel_err:.2g}" if math.isfinite(r.max_rel_err) or not r.passed else
+                       "relative error undefined (the reference has zero entries; the absolute error decides)")
+                details.append(f"- {_md_escape(r.name)}: shape `{r.shape}`, {rel}")
             elif isinstance(r, ErrorCheck):
                 details.append(f"- {_md_escape(r.name)}: {_md_code(r.message)}")
         if details:
