@@ -136,3 +136,12 @@ def test_a_warning_a_reader_would_see_fails_the_page_unless_the_cell_hides_it(tm
     assert shown.error and "stderr" in shown.error and "careful" in shown.error
     hidden = run_page(_page(tmp_path, "```{python}\n#| warning: false\nimport warnings\nwarnings.warn('careful')\n```"))
     assert hidden.error is None, hidden.error
+
+
+def test_rounding_level_numbers_may_differ_but_real_numbers_may_not():
+    from pagerun import compare_with_frozen
+
+    frozen = "| ✅ | grad | 5.3e-15 | `FLOAT64` |\nloss 0.4213"
+    assert compare_with_frozen(["| ✅ | grad | 3.6e-15 | `FLOAT64` |"], frozen) is None
+    assert compare_with_frozen(["| ✅ | grad | 3.6e-09 | `FLOAT64` |"], frozen) is not None
+    assert compare_with_frozen(["loss 0.4214"], frozen) is not None

@@ -36,7 +36,7 @@ def test_scaffolds_the_first_missing_day_with_valid_front_matter(project):
 
 
 def test_the_scaffolded_page_executes(project):
-    path = new_day.scaffold(project, 52, "notes")
+    path = new_day.scaffold(project, 99, "notes")  # a day of the plan that has no page yet
     run = run_page(path)
     assert run.error is None, run.error
     # Its placeholder check fails until the author writes a real one, so a forgotten placeholder shows.
