@@ -155,7 +155,7 @@ def test_attention_and_layernorm_gradients_pass_finite_differences():
 
 
 def test_parameter_count_formula():
-    for kw in ({}, {"d_head": 5, "d_mlp": 70, "n_layers": 3}, {"n_heads": 1}):
+    for kw in ({}, {"d_head": 5, "d_mlp": 70, "n_layers": 3}, {"n_heads": 1}, {"attn_only": True}):
         model = small_model(**kw)
         assert sum(p.numel() for p in model.parameters()) == model.cfg.n_params
 
@@ -171,6 +171,27 @@ def test_logits_equal_transformer_lens_with_the_same_weights(dtype, tol, act_fn)
     t = tokens()
     with torch.no_grad():
         assert_close(model(t), bridge(t), tol, name=f"logits vs TransformerLens ({dtype}, {act_fn})")
+
+
+def test_attention_only_model_matches_transformer_lens_and_has_no_mlp():
+    model = small_model(torch.float64, attn_only=True)
+    assert not any("mlp" in name or "ln2" in name for name, _ in model.named_parameters())
+    assert not any("resid_mid" in name or "mlp" in name for name in model.hook_dict)
+    bridge = to_transformer_lens(model)
+    assert bridge.cfg.attn_only
+    t = tokens()
+    with torch.no_grad():
+        assert_close(model(t), bridge(t), FLOAT64, name="attention-only logits vs TransformerLens")
+    back = from_transformer_lens(bridge)
+    assert back.cfg.attn_only
+    for name, p in model.state_dict().items():
+        assert_close(back.state_dict()[name], p, EXACT, name=name)
+    _, ours = model.run_with_cache(t)
+    _, theirs = bridge.run_with_cache(t)
+    for name in ("blocks.1.hook_resid_pre", "blocks.1.attn.hook_z", "blocks.1.hook_resid_post", "ln_final.hook_scale"):
+        assert_close(ours[name], theirs[name], FLOAT64, name=name)
+    with pytest.raises((ValueError, TypeError), match="attn_only"):  # beartype may refuse it first
+        GPTConfig(d_vocab=5, attn_only="yes")
 
 
 def test_weights_round_trip_exactly_both_ways():

@@ -8,6 +8,7 @@
     transformer_lens  pip install "mechlearn[interop]"   mechlearn.gpt.interop (to/from TransformerLens)
     transformers      pip install "mechlearn[interop]"   mechlearn.gpt.interop (to Hugging Face GPT2LMHeadModel)
     gymnasium         pip install "mechlearn[rl]"        mechlearn.rl (environments)
+    plotly            pip install "mechlearn[interp]"    mechlearn.interp.plots (interactive figures)
     matplotlib        pip install "mechlearn[display]"   mechlearn.display.plot_*
     sklearn           pip install "mechlearn[data]"      mechlearn.data.load_digits_split
 
@@ -28,6 +29,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "transformer_lens": ("transformer-lens", "interop"),
     "transformers": ("transformers", "interop"),
     "gymnasium": ("gymnasium", "rl"),
+    "plotly": ("plotly", "interp"),
     "matplotlib": ("matplotlib", "display"),
     "sklearn": ("scikit-learn", "data"),
 }

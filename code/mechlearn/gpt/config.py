@@ -44,6 +44,9 @@ class GPTConfig:
     """Added to the variance *inside* the square root, as ``nn.LayerNorm`` does."""
     init_range: float = 0.02
     """Standard deviation of the normal initialisation of weight matrices (GPT-2's value)."""
+    attn_only: bool = False
+    """Blocks without MLPs (and without their LayerNorm), as TransformerLens's ``attn_only``: the
+    2-layer attention-only models of the induction-head work (Elhage et al., 2021)."""
 
     def __post_init__(self) -> None:
         for name in ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads"):
@@ -62,6 +65,8 @@ class GPTConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"GPTConfig.{name} should be a positive int, got {value!r}")
+        if not isinstance(self.attn_only, bool):
+            raise ValueError(f"GPTConfig.attn_only should be a bool, got {self.attn_only!r}")
         if self.act_fn not in ACT_FNS:
             raise ValueError(f"GPTConfig.act_fn should be one of {ACT_FNS}, got {self.act_fn!r}")
         if not self.layer_norm_eps > 0:
@@ -73,13 +78,13 @@ class GPTConfig:
 
         ``d_vocab·d_model`` (``W_E``) + ``n_ctx·d_model`` (``W_pos``) + per block
         ``4·n_heads·d_head·d_model + 3·n_heads·d_head + d_model`` (attention weights and biases)
-        ``+ 2·d_model·d_mlp + d_mlp + d_model`` (MLP) ``+ 4·d_model`` (two LayerNorms),
-        then ``2·d_model`` (final LayerNorm) + ``d_model·d_vocab + d_vocab`` (``W_U``, ``b_U``).
+        ``+ 2·d_model·d_mlp + d_mlp + d_model`` (MLP) ``+ 4·d_model`` (two LayerNorms), or just the
+        attention and one LayerNorm (``2·d_model``) when ``attn_only``, then ``2·d_model`` (final LayerNorm) + ``d_model·d_vocab + d_vocab`` (``W_U``, ``b_U``).
         """
         d, h, dh, m = self.d_model, self.n_heads, self.d_head, self.d_mlp
         attn = 4 * h * dh * d + 3 * h * dh + d
         mlp = 2 * d * m + m + d
-        block = attn + mlp + 4 * d
+        block = attn + 2 * d if self.attn_only else attn + mlp + 4 * d
         return self.d_vocab * d + self.n_ctx * d + self.n_layers * block + 2 * d + d * self.d_vocab + self.d_vocab
 
     @property

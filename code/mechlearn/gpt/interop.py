@@ -52,8 +52,8 @@ def to_transformer_lens_config(cfg: GPTConfig) -> Any:
 
     return TransformerBridgeConfig(
         d_model=cfg.d_model, d_head=cfg.d_head, n_heads=cfg.n_heads, n_layers=cfg.n_layers, n_ctx=cfg.n_ctx,
-        d_vocab=cfg.d_vocab, d_mlp=cfg.d_mlp, act_fn=cfg.act_fn, eps=cfg.layer_norm_eps,
-        normalization_type="LN", positional_embedding_type="standard",
+        d_vocab=cfg.d_vocab, d_mlp=None if cfg.attn_only else cfg.d_mlp, act_fn=None if cfg.attn_only else cfg.act_fn,
+        eps=cfg.layer_norm_eps, attn_only=cfg.attn_only, normalization_type="LN", positional_embedding_type="standard",
     )
 
 
@@ -67,8 +67,10 @@ def state_dict_to_tl(model: GPT) -> dict[str, Tensor]:
             sd[p + f"attn.{name}.bias"] = einops.rearrange(b, "h e -> (h e)")
         sd[p + "attn.o.weight"] = einops.rearrange(a.W_O, "h e m -> m (h e)")
         sd[p + "attn.o.bias"] = a.b_O
-        for ln in ("ln1", "ln2"):
-            sd[p + f"{ln}.weight"], sd[p + f"{ln}.bias"] = getattr(block, ln).w, getattr(block, ln).b
+        sd[p + "ln1.weight"], sd[p + "ln1.bias"] = block.ln1.w, block.ln1.b
+        if model.cfg.attn_only:
+            continue
+        sd[p + "ln2.weight"], sd[p + "ln2.bias"] = block.ln2.w, block.ln2.b
         sd[p + "mlp.in.weight"], sd[p + "mlp.in.bias"] = block.mlp.W_in.T, block.mlp.b_in
         sd[p + "mlp.out.weight"], sd[p + "mlp.out.bias"] = block.mlp.W_out.T, block.mlp.b_out
     sd["ln_final.weight"], sd["ln_final.bias"] = model.ln_final.w, model.ln_final.b
@@ -87,8 +89,10 @@ def state_dict_from_tl(tl_state: dict[str, Tensor], cfg: GPTConfig) -> dict[str,
             sd[p + f"attn.b_{name.upper()}"] = einops.rearrange(tl_state[p + f"attn.{name}.bias"], "(h e) -> h e", h=h)
         sd[p + "attn.W_O"] = einops.rearrange(tl_state[p + "attn.o.weight"], "m (h e) -> h e m", h=h)
         sd[p + "attn.b_O"] = tl_state[p + "attn.o.bias"]
-        for ln in ("ln1", "ln2"):
-            sd[p + f"{ln}.w"], sd[p + f"{ln}.b"] = tl_state[p + f"{ln}.weight"], tl_state[p + f"{ln}.bias"]
+        sd[p + "ln1.w"], sd[p + "ln1.b"] = tl_state[p + "ln1.weight"], tl_state[p + "ln1.bias"]
+        if cfg.attn_only:
+            continue
+        sd[p + "ln2.w"], sd[p + "ln2.b"] = tl_state[p + "ln2.weight"], tl_state[p + "ln2.bias"]
         sd[p + "mlp.W_in"], sd[p + "mlp.b_in"] = tl_state[p + "mlp.in.weight"].T, tl_state[p + "mlp.in.bias"]
         sd[p + "mlp.W_out"], sd[p + "mlp.b_out"] = tl_state[p + "mlp.out.weight"].T, tl_state[p + "mlp.out.bias"]
     sd["ln_final.w"], sd["ln_final.b"] = tl_state["ln_final.weight"], tl_state["ln_final.bias"]
@@ -115,7 +119,8 @@ def from_transformer_lens(bridge: Any) -> GPT:
         raise ValueError("only GPT-2-style models (LayerNorm, learned absolute positions) can be converted")
     cfg = GPTConfig(
         d_vocab=c.d_vocab, n_ctx=c.n_ctx, d_model=c.d_model, n_layers=c.n_layers, n_heads=c.n_heads,
-        d_head=c.d_head, d_mlp=c.d_mlp, act_fn=c.act_fn, layer_norm_eps=c.eps,
+        d_head=c.d_head, layer_norm_eps=c.eps, attn_only=bool(getattr(c, "attn_only", False)),
+        **({} if getattr(c, "attn_only", False) else {"d_mlp": c.d_mlp, "act_fn": c.act_fn}),
     )
     tl_state = bridge.state_dict()
     model = GPT(cfg).to(tl_state["embed.weight"].dtype)
@@ -133,6 +138,8 @@ def to_hf_gpt2_config(cfg: GPTConfig) -> Any:
     """The ``transformers.GPT2Config`` with the same sizes as ``cfg``, dropout off and ``lm_head`` untied."""
     GPT2Config = require("transformers", "mechlearn.gpt.interop").GPT2Config
 
+    if cfg.attn_only:
+        raise ValueError("GPT-2 has an MLP in every block: an attn_only config has no GPT2LMHeadModel counterpart")
     if cfg.n_heads * cfg.d_head != cfg.d_model:
         raise ValueError(
             f"GPT-2 needs n_heads * d_head == d_model, got {cfg.n_heads} * {cfg.d_head} != {cfg.d_model}: "

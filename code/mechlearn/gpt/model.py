@@ -126,13 +126,16 @@ class MLP(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """One pre-LayerNorm block: attention then MLP, each added to the residual stream."""
+    """One pre-LayerNorm block: attention then MLP, each added to the residual stream (attention alone if ``cfg.attn_only``)."""
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        self.ln1, self.attn, self.ln2, self.mlp = LayerNorm(cfg), Attention(cfg), LayerNorm(cfg), MLP(cfg)
-        self.hook_resid_pre, self.hook_attn_out, self.hook_resid_mid = HookPoint(), HookPoint(), HookPoint()
-        self.hook_mlp_out, self.hook_resid_post = HookPoint(), HookPoint()
+        self.attn_only = cfg.attn_only
+        self.ln1, self.attn = LayerNorm(cfg), Attention(cfg)
+        self.hook_resid_pre, self.hook_attn_out, self.hook_resid_post = HookPoint(), HookPoint(), HookPoint()
+        if not cfg.attn_only:  # an attention-only block has no MLP, and no resid_mid or mlp_out (as TransformerLens)
+            self.ln2, self.mlp = LayerNorm(cfg), MLP(cfg)
+            self.hook_resid_mid, self.hook_mlp_out = HookPoint(), HookPoint()
 
     def forward(
         self, resid_pre: Float[Tensor, "batch pos d_model"], past_kv: tuple[Tensor, Tensor] | None = None
@@ -140,6 +143,8 @@ class TransformerBlock(nn.Module):
         """``(resid_post, (keys, values))``: attention then MLP added to the stream; ``past_kv`` continues a cached sequence."""
         resid_pre = self.hook_resid_pre(resid_pre)
         attn_out, kv = self.attn(self.ln1(resid_pre), past_kv)
+        if self.attn_only:
+            return self.hook_resid_post(resid_pre + self.hook_attn_out(attn_out)), kv
         resid_mid = self.hook_resid_mid(resid_pre + self.hook_attn_out(attn_out))
         resid_post = self.hook_resid_post(resid_mid + self.hook_mlp_out(self.mlp(self.ln2(resid_mid))))
         return resid_post, kv
