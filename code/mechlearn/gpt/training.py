@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from mechlearn._recipes import recipe_output_dir, sha256_file
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
 from mechlearn.gpt.tokenizer import PYDOC_CORPUS, CharTokenizer, pydoc_text, train_val_split
@@ -47,24 +48,6 @@ CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 """Where the committed checkpoints and manifests live (inside the package, so installs carry them).
 
 Read-only for the recipes: `train_char_lm` and `scaling_recipe` refuse to write anywhere in the package."""
-
-
-def recipe_output_dir(out_dir: str | Path) -> Path:
-    """``out_dir`` as an absolute folder for a recipe to write into, after refusing the package itself.
-
-    Raises:
-        ValueError: ``out_dir`` is the installed ``mechlearn`` package or lies inside it (for example
-            ``CHECKPOINT_DIR``): a recipe never overwrites the shipped checkpoints.
-    """
-    out = Path(out_dir).expanduser().resolve()
-    package = Path(__file__).resolve().parent.parent
-    if out == package or package in out.parents:
-        raise ValueError(
-            f"refusing to write into the mechlearn package ({out}): the recipes write to a folder you choose, and "
-            f"the shipped checkpoints in {CHECKPOINT_DIR} are never overwritten. To replace a shipped checkpoint, "
-            "run the recipe elsewhere and copy its files into that folder by hand"
-        )
-    return out
 
 
 @dataclass
@@ -237,11 +220,6 @@ def char_lm_data(tokenizer: CharTokenizer | None = None) -> tuple[CharTokenizer,
     train_text, val_text = train_val_split(text, 0.1)
     as_tensor = lambda s: torch.tensor(tokenizer.encode(s), dtype=torch.long)
     return tokenizer, as_tensor(train_text), as_tensor(val_text)
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def train_char_lm(

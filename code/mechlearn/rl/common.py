@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -22,6 +20,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from jaxtyping import Float, Int
+
+from mechlearn import _recipes
+from mechlearn._recipes import recipe_output_dir, sha256_file, write_manifest
 
 __all__ = [
     "CHECKPOINT_DIR", "check_unit_interval", "check_positive", "check_discrete", "check_observation",
@@ -166,44 +167,6 @@ def solved_at(episode_end_steps: Sequence[int] | Int[np.ndarray, " episodes"],
     return None
 
 
-def recipe_output_dir(out_dir: str | Path) -> Path:
-    """``out_dir`` as an absolute folder for a recipe to write into, after refusing the installed package.
-
-    Raises:
-        ValueError: ``out_dir`` is the ``mechlearn`` package or inside it: recipes never overwrite the
-            shipped checkpoints (copy a run's files into `CHECKPOINT_DIR` by hand to replace one).
-    """
-    out = Path(out_dir).expanduser().resolve()
-    package = Path(__file__).resolve().parent.parent
-    if out == package or package in out.parents:
-        raise ValueError(
-            f"refusing to write into the mechlearn package ({out}): recipes write to a folder you choose; "
-            f"to replace a shipped checkpoint in {CHECKPOINT_DIR}, copy the files there by hand"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def sha256_file(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def write_manifest(checkpoint: str | Path, **fields: Any) -> dict:
-    """Write ``<checkpoint>.json`` beside ``checkpoint`` with ``fields`` and the checkpoint's sha256.
-
-    Recipes pass at least ``config``, ``seed`` (or ``seeds``), ``metrics``, ``steps`` and ``seconds``.
-    Returns the manifest.
-    """
-    ckpt = Path(checkpoint)
-    for key in ("config", "metrics", "steps", "seconds"):
-        if key not in fields:
-            raise ValueError(f"a manifest needs `{key}`")
-    manifest = {"file": ckpt.name, **fields, "sha256": sha256_file(ckpt)}
-    ckpt.with_suffix(".json").write_text(json.dumps(manifest, indent=1, default=_jsonable) + "\n")
-    return manifest
-
-
 def load_manifest(name: str, directory: str | Path | None = None) -> tuple[Path, dict]:
     """``(checkpoint path, manifest)`` for ``<directory>/<name>.pt``, after checking its sha256.
 
@@ -216,25 +179,4 @@ def load_manifest(name: str, directory: str | Path | None = None) -> tuple[Path,
         ValueError: the file's sha256 is not the manifest's (it changed after the manifest was written).
     """
     folder = CHECKPOINT_DIR if directory is None else Path(directory)
-    ckpt = folder / f"{name}.pt"
-    manifest_path = ckpt.with_suffix(".json")
-    if not ckpt.exists() or not manifest_path.exists():
-        raise FileNotFoundError(
-            f"no checkpoint {ckpt} with manifest {manifest_path.name}; make one with "
-            f"`python -m mechlearn.rl {name.split('_')[0]} --out {folder}`"
-        )
-    manifest = json.loads(manifest_path.read_text())
-    digest = sha256_file(ckpt)
-    if digest != manifest["sha256"]:
-        raise ValueError(f"{ckpt} has sha256 {digest[:12]}…, but its manifest records {manifest['sha256'][:12]}…")
-    return ckpt, manifest
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} into a manifest")
+    return _recipes.load_manifest(name, folder, f"python -m mechlearn.rl {name.split('_')[0]} --out {folder}")
