@@ -68,7 +68,7 @@ def _check_heads(model: Any, heads: Any) -> list[tuple[int, int]]:
 def ablation_values(
     model: Any,
     tokens: Int[Tensor, "batch pos"],
-    method: AblationMethod = "mean",
+    method: str = "mean",
     reference_tokens: Int[Tensor, "ref_batch ref_pos"] | None = None,
     generator: torch.Generator | None = None,
     per_position: bool = False,
@@ -144,8 +144,8 @@ def _ablation_hooks(heads: list[tuple[int, int]], values: dict[int, Tensor | Non
 def ablate_heads(
     model: Any,
     tokens: Int[Tensor, "batch pos"],
-    heads: Iterable[tuple[int, int]],
-    method: AblationMethod = "zero",
+    heads: Iterable[tuple[int, int]] | tuple[int, int],
+    method: str = "zero",
     reference_tokens: Int[Tensor, "ref_batch ref_pos"] | None = None,
     generator: torch.Generator | None = None,
     per_position: bool = False,
@@ -170,7 +170,7 @@ def head_ablation_scores(
     model: Any,
     tokens: Int[Tensor, "batch pos"],
     metric: Metric,
-    method: AblationMethod = "zero",
+    method: str = "zero",
     reference_tokens: Int[Tensor, "ref_batch ref_pos"] | None = None,
     generator: torch.Generator | None = None,
     per_position: bool = False,

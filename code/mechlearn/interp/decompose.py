@@ -57,7 +57,7 @@ def _get(cache: Any, name: str) -> Tensor:
         ) from None
 
 
-def _slice_pos(x: Tensor, pos_slice: PosSlice, dim: int) -> Tensor:
+def _slice_pos(x: Tensor, pos_slice: Any, dim: int) -> Tensor:
     """TransformerLens's ``Slice(pos_slice).apply(x, dim)``: an int drops the axis, a slice keeps it."""
     if pos_slice is None:
         return x
