@@ -191,6 +191,15 @@ def test_dla_is_transformer_lens_logit_attrs_on_the_folded_model(setup):
         theirs = tl_cache.logit_attrs(tl_stack, tokens=c, incorrect_tokens=w, pos_slice=-1)
         ours = direct_logit_attribution(model, cache, ours_stack, c, w, per_prompt=True)
         assert_close(ours, theirs, FLOAT64, name="DLA vs TransformerLens logit_attrs")
+    # Every position's next token at once, no wrong answer: TransformerLens's [batch, position] targets.
+    stack, _ = decompose_resid(model, cache, pos_slice=slice(None, -1))
+    ours = direct_logit_attribution(model, cache, stack, toks[:, 1:], pos_slice=slice(None, -1), per_prompt=True)
+    theirs = tl_cache.logit_attrs(tl_cache.decompose_resid(pos_slice=slice(None, -1)), tokens=toks[:, 1:],
+                                  pos_slice=slice(None, -1))
+    assert_close(ours, theirs, FLOAT64, name="next-token DLA vs TransformerLens logit_attrs")
+    bias = dla_bias_terms(model, toks[:, 1:])
+    assert_close(ours.sum(0) + bias["ln_final.b"] + bias["b_U"], logits[:, :-1].gather(-1, toks[:, 1:, None])[..., 0],
+                 FLOAT64, name="next-token DLA + biases = the logits")
     assert_close(logit_diff_directions(model, c, w, fold_ln=True), logit_diff_directions(folded, c, w), FLOAT64,
                  name="w folded into the direction")
     assert_close(final_ln_params(to_transformer_lens(model))[0], model.ln_final.w, EXACT, name="bridge ln_final.w")
@@ -216,9 +225,13 @@ def test_bad_inputs_name_what_was_expected():
     stack, _ = decompose_resid(model, cache)
     with pytest.raises(ValueError, match="line up with the cached scale"):
         unchecked(apply_ln_to_stack)(model, cache, stack, pos_slice=-1)
-    with pytest.raises(ValueError, match="slice it to the scored position"):
-        unchecked(direct_logit_attribution)(model, cache, stack, 1, 2)
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="line up with the cached scale"):
+        unchecked(direct_logit_attribution)(model, cache, stack, 1, 2)  # every position, scale at the last
+    with pytest.raises(ValueError, match="sliced to the scored positions"):
+        unchecked(direct_logit_attribution)(model, cache, stack[:, 0, 0], 1, 2)
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        unchecked(direct_logit_attribution)(model, cache, stack[:, :, -1], torch.tensor([1, 2]), 2)
+    with pytest.raises(ValueError, match="same shape"):
         unchecked(logit_diff_directions)(model, torch.tensor([1, 2]), torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match=r"d_vocab=23"):
         unchecked(logit_diff)(logits, 23, 0)

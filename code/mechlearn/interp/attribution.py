@@ -15,7 +15,9 @@ component ``i``'s **direct** contribution: what it adds to the logit difference 
 residual stream straight to the unembedding, not through later layers (those indirect effects are
 what ablation and patching measure). The two remaining terms belong to no component; `dla_bias_terms`
 names them, and the tests check that the sum over components plus these two terms is the logit
-difference to float64 precision.
+difference to float64 precision. With no ``wrong`` answer the same split holds for the logit of the
+correct token itself (``d = W_U[:, correct]``), which is how ARENA 1.2 attributes the next-token
+prediction of an induction model, position by position.
 
 TransformerLens's ``cache.logit_attrs`` computes the same dot product with ``d`` alone, assuming the
 LayerNorm weight was folded into ``W_U`` (``fold_ln=True``); our models are not folded, so we
@@ -39,34 +41,36 @@ from mechlearn.interp.decompose import PosSlice, apply_ln_to_stack
 
 __all__ = ["logit_diff", "logit_diff_directions", "final_ln_params", "dla_bias_terms", "direct_logit_attribution"]
 
-Answers = int | Int[Tensor, ""] | Int[Tensor, " batch"]
-"""Answer token ids: one id for every prompt, or one per prompt."""
+Answers = int | Int[Tensor, "*answers"]
+"""Answer token ids: one id for every prompt, one per prompt ``(batch,)``, or one per prompt and
+position ``(batch, pos)`` (e.g. ``tokens[:, 1:]``, the actual next tokens)."""
 
 
-def _answers(ids: Any, batch: int, d_vocab: int, what: str) -> Tensor:
-    """``ids`` as a ``(batch,)`` long tensor of ids in ``[0, d_vocab)``."""
+def _answers(ids: Any, shape: tuple[int, ...], d_vocab: int, what: str) -> Tensor:
+    """``ids`` as a long tensor of ``shape`` (a single id is broadcast) holding ids in ``[0, d_vocab)``."""
     if isinstance(ids, bool) or not isinstance(ids, (int, Tensor)):
-        raise TypeError(f"{what} should be a token id (int) or a (batch,) tensor of ids, got {type(ids).__name__}")
+        raise TypeError(f"{what} should be a token id (int) or a tensor of ids, got {type(ids).__name__}")
     ids = torch.as_tensor(ids)
     if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
         raise TypeError(f"{what} should hold integer token ids, got dtype {ids.dtype}")
     if ids.ndim == 0:
-        ids = ids.expand(batch)
-    if ids.ndim != 1 or ids.shape[0] != batch:
-        raise ValueError(f"{what} should be one id or one per prompt (shape ({batch},)), got shape {tuple(ids.shape)}")
-    if int(ids.min()) < 0 or int(ids.max()) >= d_vocab:
+        ids = ids.expand(shape)
+    if tuple(ids.shape) != tuple(shape):
+        raise ValueError(f"{what} should be one id or one per prompt (shape {tuple(shape)}), got shape {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= d_vocab):
         raise ValueError(f"{what} ids should lie in [0, d_vocab={d_vocab}), got [{int(ids.min())}, {int(ids.max())}]")
     return ids.long()
 
 
-def _answer_pair(model: Any, correct: Any, wrong: Any) -> tuple[Tensor, Tensor]:
-    """Both answers as ``(batch,)`` ids; the batch is the length of whichever is a 1-d tensor (else 1)."""
+def _answer_pair(model: Any, correct: Any, wrong: Any, shape: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor | None]:
+    """Both answers with one shape: ``shape`` if given, else that of whichever is a tensor with axes (else ``(1,)``)."""
     d_vocab = model_spec(model).d_vocab
-    lengths = {int(x.shape[0]) for x in (correct, wrong) if isinstance(x, Tensor) and x.ndim == 1}
-    if len(lengths) > 1:
-        raise ValueError(f"correct and wrong should have the same length (one id per prompt), got {sorted(lengths)}")
-    batch = lengths.pop() if lengths else 1
-    return _answers(correct, batch, d_vocab, "correct"), _answers(wrong, batch, d_vocab, "wrong")
+    if shape is None:
+        shapes = {tuple(x.shape) for x in (correct, wrong) if isinstance(x, Tensor) and x.ndim > 0}
+        if len(shapes) > 1:
+            raise ValueError(f"correct and wrong should have the same shape (one id per prompt), got {sorted(shapes)}")
+        shape = shapes.pop() if shapes else (1,)
+    return _answers(correct, shape, d_vocab, "correct"), None if wrong is None else _answers(wrong, shape, d_vocab, "wrong")
 
 
 def logit_diff(
@@ -92,8 +96,8 @@ def logit_diff(
     batch, n_pos, d_vocab = logits.shape
     if isinstance(pos, bool) or not isinstance(pos, int) or not -n_pos <= pos < n_pos:
         raise ValueError(f"pos should be an int in [-{n_pos}, {n_pos}) for logits with {n_pos} positions, got {pos!r}")
-    correct = _answers(correct, batch, d_vocab, "correct")
-    wrong = _answers(wrong, batch, d_vocab, "wrong")
+    correct = _answers(correct, (batch,), d_vocab, "correct")
+    wrong = _answers(wrong, (batch,), d_vocab, "wrong")
     rows = logits[torch.arange(batch), pos]
     diff = rows.gather(-1, correct[:, None]).squeeze(-1) - rows.gather(-1, wrong[:, None]).squeeze(-1)
     return diff if per_prompt else diff.mean()
@@ -109,75 +113,81 @@ def final_ln_params(model: Any) -> tuple[Float[Tensor, " d_model"], Float[Tensor
 
 
 def logit_diff_directions(
-    model: Any, correct: Answers, wrong: Answers, fold_ln: bool = False
-) -> Float[Tensor, "batch d_model"]:
-    """The residual directions ``W_U[:, correct] - W_U[:, wrong]``, one row per prompt.
+    model: Any, correct: Answers, wrong: Answers | None = None, fold_ln: bool = False
+) -> Float[Tensor, "*answers d_model"]:
+    """The residual directions ``W_U[:, correct] - W_U[:, wrong]``, one per answer.
 
     Args:
-        correct, wrong: token ids (one for all prompts, or one per prompt; the batch is their length).
+        correct, wrong: token ids: one for all prompts, or a tensor of ids per prompt (``(batch,)``) or per
+            prompt and position (``(batch, pos)``). With ``wrong=None`` the direction is ``W_U[:, correct]``
+            alone, which reads the correct token's logit (TransformerLens's ``tokens_to_residual_directions``).
         fold_ln: multiply in the final LayerNorm's weight ``w``, giving the direction in the
             *normalised* stream (centred, divided by the scale) whose dot product is the logit
             difference, less the bias terms of `dla_bias_terms`.
+
+    Returns:
+        ``(*answers_shape, d_model)``.
     """
     correct, wrong = _answer_pair(model, correct, wrong)
     W_U = weights(model).W_U
-    directions = (W_U[:, correct] - W_U[:, wrong]).T
+    directions = W_U.T[correct] if wrong is None else W_U.T[correct] - W_U.T[wrong]
     if fold_ln:
         directions = directions * final_ln_params(model)[0]
     return directions
 
 
-def dla_bias_terms(model: Any, correct: Answers, wrong: Answers) -> dict[str, Float[Tensor, " batch"]]:
-    """The parts of the logit difference that belong to no component, per prompt.
+def dla_bias_terms(model: Any, correct: Answers, wrong: Answers | None = None) -> dict[str, Float[Tensor, "*answers"]]:
+    """The parts of the logit difference (or, with ``wrong=None``, of the logit) that belong to no component.
 
-    ``{"ln_final.b": b · (W_U[:, c] - W_U[:, w]), "b_U": b_U[c] - b_U[w]}``: the final LayerNorm's bias
-    and the unembedding bias. Direct logit attribution over every component plus these two terms is
-    the logit difference exactly (given the cached LayerNorm scale).
+    ``{"ln_final.b": b · d, "b_U": b_U[c] - b_U[w]}`` with ``d = W_U[:, c] - W_U[:, w]``: the final
+    LayerNorm's bias and the unembedding bias (``b_U[c]`` alone when ``wrong`` is None). Direct logit
+    attribution over every component plus these two terms is the logit difference exactly (given the
+    cached LayerNorm scale).
     """
     correct, wrong = _answer_pair(model, correct, wrong)
     d = logit_diff_directions(model, correct, wrong)
     b_U = weights(model).b_U
-    return {"ln_final.b": d @ final_ln_params(model)[1], "b_U": b_U[correct] - b_U[wrong]}
+    return {"ln_final.b": d @ final_ln_params(model)[1], "b_U": b_U[correct] - (0.0 if wrong is None else b_U[wrong])}
 
 
 def direct_logit_attribution(
     model: Any,
     cache: Any,
-    stack: Float[Tensor, "component batch d_model"],
+    stack: Float[Tensor, "component *batch d_model"],
     correct: Answers,
-    wrong: Answers,
+    wrong: Answers | None = None,
     pos_slice: PosSlice = -1,
     per_prompt: bool = False,
-) -> Float[Tensor, " component"] | Float[Tensor, "component batch"]:
+) -> Float[Tensor, " component"] | Float[Tensor, "component *batch"]:
     """Each component's direct contribution to the logit difference (ARENA's ``residual_stack_to_logit_diff``).
 
-    ``apply_ln_to_stack(stack) · (w ⊙ (W_U[:, correct] - W_U[:, wrong]))``, averaged over the batch.
-    Summed over the full `mechlearn.interp.decompose.decompose_resid` stack and added to
-    `dla_bias_terms`, it is the logit difference.
+    ``apply_ln_to_stack(stack) · (w ⊙ (W_U[:, correct] - W_U[:, wrong]))``, averaged over the prompts
+    (and positions). Summed over the full `mechlearn.interp.decompose.decompose_resid` stack and added
+    to `dla_bias_terms`, it is the logit difference; with ``wrong=None``, the logit of ``correct``.
 
     Args:
         model: our `GPT` or a TransformerLens bridge.
         cache: the run's cache (holding ``ln_final.hook_scale``).
-        stack: components at the scored position, ``(component, batch, d_model)``: e.g.
-            ``decompose_resid(model, cache, pos_slice=-1)[0]`` or `stack_head_results` with the same slice.
-        correct, wrong: answer token ids (one for all prompts, or one per prompt).
-        pos_slice: the position ``stack`` was sliced to (an int), for the cached scale.
-        per_prompt: return ``(component, batch)`` instead of the batch mean.
+        stack: components sliced to the scored positions: ``(component, batch, d_model)`` for one
+            position (``decompose_resid(model, cache, pos_slice=-1)[0]``, or `stack_head_results` with
+            the same slice), or ``(component, batch, pos, d_model)`` for several.
+        correct, wrong: answer ids, one for all, or shaped like the stack's middle axes
+            (``(batch,)``, or ``(batch, pos)`` such as ``tokens[:, 1:]``).
+        pos_slice: the positions ``stack`` was sliced to (``-1``, or ``slice(None, -1)``...), for the
+            cached scale.
+        per_prompt: return ``(component, *batch)`` instead of the mean over prompts and positions.
 
     Raises:
-        ValueError: the stack does not line up with the batch (or with the cached scale).
+        ValueError: answers that do not line up with the stack, or a stack that does not line up
+            with the cached scale.
     """
-    if not isinstance(stack, Tensor) or stack.ndim != 3:
+    if not isinstance(stack, Tensor) or stack.ndim < 3:
         raise ValueError(
-            "stack should be (component, batch, d_model): slice it to the scored position, "
-            f"e.g. decompose_resid(model, cache, pos_slice=-1); got {getattr(stack, 'shape', stack)!r}"
+            "stack should be (component, batch, d_model) or (component, batch, pos, d_model), sliced to the "
+            f"scored positions, e.g. decompose_resid(model, cache, pos_slice=-1); got {getattr(stack, 'shape', stack)!r}"
         )
-    spec = model_spec(model)
-    batch = stack.shape[1]
-    directions = logit_diff_directions(
-        model, _answers(correct, batch, spec.d_vocab, "correct"), _answers(wrong, batch, spec.d_vocab, "wrong"),
-        fold_ln=True,
-    )
+    correct, wrong = _answer_pair(model, correct, wrong, shape=tuple(stack.shape[1:-1]))
+    directions = logit_diff_directions(model, correct, wrong, fold_ln=True)
     scaled = apply_ln_to_stack(model, cache, stack, pos_slice=pos_slice)
     attributions = (scaled * directions.to(scaled.dtype)).sum(dim=-1)
-    return attributions if per_prompt else attributions.mean(dim=-1)
+    return attributions if per_prompt else attributions.flatten(1).mean(dim=-1)
