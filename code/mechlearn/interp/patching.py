@@ -85,7 +85,7 @@ def _runs(model: Any, clean: Any, corrupted: Any, direction: str) -> tuple[Tenso
                      f"(run clean, patch in corrupted), got {direction!r}")
 
 
-def _checked_metric(model: Any, tokens: Tensor, metric: Metric) -> Tensor:
+def _checked_metric(model: Any, tokens: Tensor, metric: Any) -> Tensor:
     """The metric on the unpatched run of ``tokens``, checked to be a scalar."""
     if not callable(metric):
         raise TypeError(f"metric should be callable as metric(logits) -> scalar tensor, got {type(metric).__name__}")
@@ -108,7 +108,7 @@ def _sites_per_batch(sites_per_batch: int | None, tokens: Tensor) -> int:
 
 
 def _stacked_metrics(
-    model: Any, tokens: Tensor, metric: Metric, hooks: list[tuple[str, Callable]], n_copies: int
+    model: Any, tokens: Tensor, metric: Any, hooks: list[tuple[str, Callable]], n_copies: int
 ) -> list[Tensor]:
     """Run ``n_copies`` stacked copies of ``tokens`` with ``hooks``; the metric of each copy."""
     batch = tokens.shape[0]
@@ -118,7 +118,7 @@ def _stacked_metrics(
 
 
 def _sweep(
-    model: Any, base: Tensor, source_cache: dict[str, Tensor], metric: Metric,
+    model: Any, base: Tensor, source_cache: dict[str, Tensor], metric: Any,
     sites: list[tuple[str, tuple]], sites_per_batch: int,
 ) -> Tensor:
     """The metric of ``base`` with each site ``(hook name, index)`` patched from ``source_cache``.
@@ -158,7 +158,7 @@ def patching_baselines(
 
 
 def normalise_patching(
-    values: Float[Tensor, "*shape"], clean_value: Tensor | float, corrupted_value: Tensor | float
+    values: Float[Tensor, "*shape"], clean_value: Tensor | float | int, corrupted_value: Tensor | float | int
 ) -> Float[Tensor, "*shape"]:
     """Rescale patched metric values so that 0 is the corrupted run and 1 the clean run.
 
@@ -193,6 +193,9 @@ def activation_patch_resid(
     (every prompt of the batch) replaced by its value in the other run. With the default
     ``direction="denoising"`` this is TransformerLens's ``get_act_patch_resid_pre(model,
     corrupted_tokens, clean_cache, metric)`` (``get_act_patch_attn_out`` for ``kind="attn_out"``...).
+    One caveat: on a TransformerLens 4.3 bridge ``hook_resid_mid`` is an alias of ``ln2.hook_in``,
+    so patching it changes only the MLP's input while the skip connection keeps the unpatched
+    stream; on our `GPT` (as on TransformerLens's old ``HookedTransformer``) it patches the stream.
 
     Args:
         kind: one of `RESID_KINDS` (``resid_mid`` and ``mlp_out`` need a model with MLPs).
@@ -284,7 +287,7 @@ def _check_inputs(receiver_input: Any) -> list[str]:
 
 
 def _path_patch_many(
-    model: Any, base: Tensor, source: Tensor, metric: Metric, sender_sets: list[list[Head]],
+    model: Any, base: Tensor, source: Tensor, metric: Any, sender_sets: list[list[Head]],
     receivers: list[Head] | None, inputs: list[str], sites_per_batch: int,
 ) -> Tensor:
     """Path patching for each set of senders, ``sites_per_batch`` sets per stacked forward pass."""
@@ -418,7 +421,7 @@ def path_patch_heads(
 
 
 def _attribution(
-    model: Any, clean: Any, corrupted: Any, metric: Metric, names: list[str], direction: str
+    model: Any, clean: Any, corrupted: Any, metric: Any, names: list[str], direction: str
 ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
     """``(base metric, {name: source - base activation}, {name: d metric / d activation at base})``."""
     base, source = _runs(model, clean, corrupted, direction)
