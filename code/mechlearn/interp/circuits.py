@@ -403,11 +403,11 @@ def copying_score(matrix: FactoredMatrix | Tensor, measure: str = "top_k", k: in
       the row's ``k`` largest entries; 1 for the identity, 0 for its negative (``d_vocab > k``).
       Rows are formed ``batch_size`` at a time, so a GPT-2-sized vocabulary fits in memory.
     * ``measure="eigenvalues"`` (Elhage et al. 2021): ``sum(lambda) / sum(|lambda|)`` over the
-      eigenvalues (the nonzero ones, from ``B A``); +1 for the identity, -1 for its negative.
+      eigenvalues (the nonzero ones, from ``B A``); +1 for the identity, -1 for its negative, and
+      NaN (0/0, undefined) where every eigenvalue is 0, e.g. a head whose output ``W_U`` cannot read.
 
     Raises:
-        ValueError: a non-square matrix, an unknown measure, ``k`` outside ``[1, d_vocab]``, or
-            (eigenvalues) a matrix whose eigenvalues are all zero.
+        ValueError: a non-square matrix, an unknown measure, or ``k`` outside ``[1, d_vocab]``.
     """
     M = _as_factored(matrix)
     if M.ldim != M.rdim:
@@ -416,10 +416,7 @@ def copying_score(matrix: FactoredMatrix | Tensor, measure: str = "top_k", k: in
         raise ValueError(f"measure should be one of {COPYING_MEASURES}, got {measure!r}")
     if measure == "eigenvalues":
         lam = M.eigenvalues
-        total = lam.abs().sum(-1)
-        if bool((total == 0).any()):
-            raise ValueError("the eigenvalue copying score is undefined (0/0) for a matrix whose eigenvalues are all zero")
-        return lam.sum(-1).real / total
+        return lam.sum(-1).real / lam.abs().sum(-1)  # 0/0 = NaN where every eigenvalue is 0
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= M.rdim:
         raise ValueError(f"k should be an int in [1, {M.rdim}] (the number of columns), got {k!r}")
     hits = torch.zeros(M.shape[:-2], dtype=M.A.dtype, device=M.A.device)
