@@ -43,6 +43,13 @@ def name_mover_model():
     return planted_name_mover_model()
 
 
+@pytest.fixture(scope="module")
+def induction_bridge(induction_model):
+    interop = pytest.importorskip("mechlearn.gpt.interop")
+    pytest.importorskip("transformer_lens")
+    return interop.to_transformer_lens(induction_model)
+
+
 def repeated(batch: int, d_vocab: int, seed: int, distinct: bool) -> torch.Tensor:
     """A random half then the same half again; ``distinct``: no token twice in a half (no ambiguity)."""
     g = torch.Generator().manual_seed(seed)
@@ -207,3 +214,154 @@ def test_fuzz_sizes_give_a_model_or_a_clear_error(d_model, n):
         assert re.search(r"should|needed", str(err)), str(err)
     else:
         assert model.cfg.d_model == d_model and model.cfg.n_heads == 3 + n
+
+
+# -- every method names exactly the planted heads ----------------------------------------------------
+#
+# Each tool is run on a model whose circuit is known by construction. The margins are wide: a planted
+# head scores about 1 (attention), 3 (loss) or 20 (logit difference), an inert head about 0.1, 0.005
+# and 0.05, so a threshold halfway cannot be met by luck, and a transposed table, an off-by-one layer
+# or head index, or a tool that returns the same value everywhere names the wrong heads.
+
+INDUCTION_HEADS = set(PLANTED_INDUCTION.values())
+NAME_MOVER_HEADS = set(PLANTED_NAME_MOVER.values())
+COUNTER, MOVER = PLANTED_NAME_MOVER["name_counter"], PLANTED_NAME_MOVER["name_mover"]
+
+
+def named(scores: torch.Tensor, threshold: float) -> set[tuple[int, int]]:
+    """The heads of a ``(n_layers, n_heads)`` table whose magnitude exceeds ``threshold``."""
+    assert scores.shape == (2, 3), f"expected a (n_layers, n_heads) = (2, 3) table, got {tuple(scores.shape)}"
+    return {(int(layer), int(head)) for layer, head in (scores.abs() > threshold).nonzero().tolist()}
+
+
+@pytest.fixture(scope="module")
+def repeats(induction_model):
+    induction = pytest.importorskip("mechlearn.interp.induction")
+    return induction.repeated_random_tokens(16, HALF, induction_model.cfg.d_vocab, torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return name_mover_prompts(16, torch.Generator().manual_seed(0))
+
+
+def second_half_loss(tokens: torch.Tensor):
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return next_token_loss(logits, tokens)[:, HALF:].mean()
+    return metric
+
+
+def test_detectors_name_exactly_the_planted_heads(induction_model, induction_bridge, repeats):
+    detectors = pytest.importorskip("mechlearn.interp.detectors")
+    for model in (induction_model, induction_bridge):
+        prev = detectors.previous_token_scores(model, repeats)
+        assert detectors.heads_above(prev, 0.5) == [PLANTED_INDUCTION["previous_token"]], prev
+        induction = detectors.induction_scores(model, repeats)
+        assert detectors.heads_above(induction, 0.5) == [PLANTED_INDUCTION["induction"]], induction
+        for score in (detectors.current_token_scores, detectors.first_token_scores):
+            table = score(model, repeats)
+            assert detectors.heads_above(table, 0.5) == [], f"{score.__name__} names a head: {table}"
+        assert prev[PLANTED_INDUCTION["previous_token"]] > 1 - 1e-6
+
+
+def test_k_composition_singles_out_the_planted_pair(induction_model):
+    circuits = pytest.importorskip("mechlearn.interp.circuits")
+    (l0, h0), (l1, h1) = PLANTED_INDUCTION["previous_token"], PLANTED_INDUCTION["induction"]
+    scores = {kind: circuits.composition_scores(induction_model, kind) for kind in "qkv"}
+    baseline = circuits.random_composition_baseline(induction_model, 60, generator=torch.Generator().manual_seed(0))
+    k = scores["k"]
+    top = tuple(int(i) for i in torch.unravel_index(k.argmax(), k.shape))
+    assert top == (l0, h0, l1, h1), f"the largest K-composition score is at {top}"
+    above = (k > baseline.mean + 10 * baseline.std).nonzero().tolist()
+    assert above == [[l0, h0, l1, h1]], f"pairs far above the random baseline: {above}"
+    # The previous-token head writes only to the subspace the induction head's keys read.
+    assert scores["q"][l0, h0, l1, h1] < 1e-12 and scores["v"][l0, h0, l1, h1] < 1e-12
+    assert k[l0, h0, l1, h1] > 1.5 * baseline.mean
+
+
+def test_direct_logit_attribution_names_only_the_heads_that_write_the_answer(
+    induction_model, name_mover_model, repeats, prompts
+):
+    decompose = pytest.importorskip("mechlearn.interp.decompose")
+    attribution = pytest.importorskip("mechlearn.interp.attribution")
+    # Induction: the logit of the correct next token over the second half comes from the induction head.
+    _, cache = run_with_cache(induction_model, repeats)
+    second_half = slice(HALF, -1)
+    stack, labels = decompose.stack_head_results(induction_model, cache, pos_slice=second_half)
+    dla = attribution.direct_logit_attribution(induction_model, cache, stack, repeats[:, HALF + 1 :], None,
+                                               pos_slice=second_half)
+    assert named(dla.view(2, 3), 1.0) == {PLANTED_INDUCTION["induction"]}, dict(zip(labels, dla.tolist()))
+    # Name mover: logit(IO) - logit(S) comes from the name mover alone; the counter writes no logit.
+    _, cache = run_with_cache(name_mover_model, prompts.clean)
+    stack, labels = decompose.stack_head_results(name_mover_model, cache, pos_slice=-1)
+    dla = attribution.direct_logit_attribution(name_mover_model, cache, stack, prompts.io, prompts.s, pos_slice=-1)
+    assert named(dla.view(2, 3), 1.0) == {MOVER}, dict(zip(labels, dla.tolist()))
+    assert dla.view(2, 3)[MOVER] > 19.0
+
+
+def test_ablation_names_exactly_the_planted_heads(induction_model, name_mover_model, repeats, prompts):
+    ablation = pytest.importorskip("mechlearn.interp.ablation")
+    for method in ("zero", "mean"):
+        loss_up = ablation.head_ablation_scores(induction_model, repeats, second_half_loss(repeats), method)
+        assert named(loss_up, 1.0) == INDUCTION_HEADS, (method, loss_up)
+        assert (loss_up.flatten()[[2, 4]] > 1.0).all(), "ablating a planted head raises the loss"
+    for method, reference in (("zero", None), ("mean", None), ("resample", prompts.corrupted)):
+        drop = ablation.head_ablation_scores(name_mover_model, prompts.clean, prompts.logit_diff, method,
+                                             reference_tokens=reference)
+        # Both planted heads are necessary: the counter feeds the mover's query.
+        assert named(drop, 5.0) == NAME_MOVER_HEADS, (method, drop)
+        assert drop[MOVER] < -15.0
+
+
+def test_activation_patching_names_the_name_mover_as_sufficient_and_both_heads_as_necessary(
+    name_mover_model, prompts
+):
+    patching = pytest.importorskip("mechlearn.interp.patching")
+    model, clean, corrupted, metric = name_mover_model, prompts.clean, prompts.corrupted, prompts.logit_diff
+    clean_value, corrupted_value = patching.patching_baselines(model, clean, corrupted, metric)
+    # Denoising (run ABC, patch in clean): only the mover's clean output restores the answer. The
+    # counter's clean output alone does not: the mover then attends to the name seen once in the
+    # corrupted prompt, the third name C.
+    restored = patching.normalise_patching(
+        patching.activation_patch_heads(model, clean, corrupted, metric), clean_value, corrupted_value)
+    assert named(restored, 0.5) == {MOVER}, restored
+    by_pos = patching.normalise_patching(
+        patching.activation_patch_heads(model, clean, corrupted, metric, by_pos=True), clean_value, corrupted_value)
+    where = (by_pos.abs() > 0.5).nonzero().tolist()
+    assert where == [[MOVER[0], prompts.end_pos, MOVER[1]]], f"sites that restore the answer: {where}"
+    # Noising (run clean, patch in ABC): both planted heads are necessary, no other head matters.
+    kept = patching.normalise_patching(
+        patching.activation_patch_heads(model, clean, corrupted, metric, direction="noising"),
+        clean_value, corrupted_value)
+    assert named(kept - 1.0, 0.5) == NAME_MOVER_HEADS, kept
+    # Residual stream: what distinguishes the prompts enters at S2 and is moved to END by layer 1.
+    resid = patching.normalise_patching(
+        patching.activation_patch_resid(model, clean, corrupted, metric), clean_value, corrupted_value)
+    assert (resid[0].abs() > 0.5).nonzero().flatten().tolist() == [prompts.s2_pos], resid
+
+
+def test_path_patching_names_the_counter_to_mover_query_path(name_mover_model, prompts):
+    patching = pytest.importorskip("mechlearn.interp.patching")
+    model, clean, corrupted, metric = name_mover_model, prompts.clean, prompts.corrupted, prompts.logit_diff
+    clean_value, _ = patching.patching_baselines(model, clean, corrupted, metric)
+    via = {i: patching.path_patch_heads(model, clean, corrupted, metric, receivers=[MOVER], receiver_input=i)
+           - clean_value for i in "qkv"}
+    assert named(via["q"], 5.0) == {COUNTER}, via["q"]
+    assert named(via["k"], 0.05) == set() and named(via["v"], 0.05) == set(), "keys and values read only tokens"
+    direct = patching.path_patch_heads(model, clean, corrupted, metric, receivers=None) - clean_value
+    assert named(direct, 5.0) == {MOVER}, direct
+    single = patching.path_patch(model, clean, corrupted, metric, senders=[COUNTER], receivers=[MOVER])
+    assert_close(single, via["q"][COUNTER] + clean_value, FLOAT64, name="path_patch = the sweep's entry")
+
+
+def test_attribution_patching_ranks_the_planted_heads_first_but_is_only_linear(name_mover_model, prompts):
+    patching = pytest.importorskip("mechlearn.interp.patching")
+    model, clean, corrupted, metric = name_mover_model, prompts.clean, prompts.corrupted, prompts.logit_diff
+    _, corrupted_value = patching.patching_baselines(model, clean, corrupted, metric)
+    estimate = patching.attribution_patch_heads(model, clean, corrupted, metric) - corrupted_value
+    actual = patching.activation_patch_heads(model, clean, corrupted, metric) - corrupted_value
+    assert named(estimate, 5.0) == NAME_MOVER_HEADS, estimate
+    assert (estimate[MOVER] - actual[MOVER]).abs() < 0.15 * actual[MOVER], "nearly linear path: close"
+    # The counter acts through the mover's softmax: the linear estimate is far off (activation
+    # patching gives ~0 there), which is why attribution patching is a map of where to look.
+    assert actual[COUNTER].abs() < 1.0 and estimate[COUNTER] > 50.0
