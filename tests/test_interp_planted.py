@@ -365,3 +365,22 @@ def test_attribution_patching_ranks_the_planted_heads_first_but_is_only_linear(n
     # The counter acts through the mover's softmax: the linear estimate is far off (activation
     # patching gives ~0 there), which is why attribution patching is a map of where to look.
     assert actual[COUNTER].abs() < 1.0 and estimate[COUNTER] > 50.0
+
+
+def test_qk_and_ov_circuits_show_the_planted_mechanisms(induction_model):
+    circuits = pytest.importorskip("mechlearn.interp.circuits")
+    prev, induction = PLANTED_INDUCTION["previous_token"], PLANTED_INDUCTION["induction"]
+    # The previous-token head attends by position alone: its positional pattern is the sub-diagonal.
+    positional = circuits.pos_attention_pattern(induction_model, *prev)
+    assert positional.diagonal(-1).min() > 1 - 1e-6
+    # Only the induction head copies: its full OV circuit W_E W_OV W_U is a multiple of the identity.
+    copying = circuits.copying_scores(induction_model)
+    assert named(copying, 0.5) == {induction}, copying
+    full_ov = circuits.full_ov_circuit(induction_model, *induction).AB
+    assert_close(full_ov, 20.0 * torch.eye(induction_model.cfg.d_vocab, dtype=torch.float64), FLOAT64,
+                 name="induction head's full OV circuit = sharpness * identity")
+    # K-composition, token by token: a query holding token a scores keys whose previous token is a.
+    full_k = circuits.full_k_composition_circuit(induction_model, prev, induction).AB
+    assert (full_k.argmax(dim=-1) == torch.arange(induction_model.cfg.d_vocab)).all()
+    off_diagonal = full_k - torch.diag(full_k.diagonal())
+    assert off_diagonal.abs().max() < 1e-9 * full_k.diagonal().min()
