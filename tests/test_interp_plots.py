@@ -36,6 +36,8 @@ def test_heatmap_holds_the_matrix_as_given_not_transposed():
     assert fig.layout.yaxis.autorange == "reversed", "row 0 at the top, as printed"
     assert (trace.zmid, trace.zmin, trace.zmax) == (0.0, -6.0, 6.0), "diverging scale symmetric about 0"
     assert "effect" in trace.hovertemplate
+    assert trace.texttemplate == "%{z:.3g}", "a small table shows its values in the cells"
+    assert heatmap_figure(np.zeros((8, 8)), list("abcdefgh"), list("abcdefgh")).data[0].texttemplate is None
 
 
 def test_heatmap_takes_a_tensor_and_a_sequential_scale():

@@ -38,6 +38,8 @@ _FONT = {"size": 12}
 _MARGIN = {"l": 60, "r": 20, "t": 50, "b": 60}
 _MAX_TICKS = 40
 """Above this many positions, tick labels are thinned out (every label stays on hover)."""
+_ANNOTATE_CELLS = 48
+"""Heat maps with at most this many cells write their values in the cells by default."""
 _DIV_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 Array = Tensor | np.ndarray
@@ -167,6 +169,7 @@ def heatmap_figure(
     x_title: str | None = None,
     y_title: str | None = None,
     value_name: str = "value",
+    annotate: bool | None = None,
     height: int | None = None,
 ) -> Any:
     """A heat map of ``values`` (row ``i`` labelled ``y_labels[i]``, drawn top to bottom).
@@ -177,6 +180,8 @@ def heatmap_figure(
         zmid: centre of a diverging red-white-blue scale, symmetric about it (positive is blue, as
             ARENA's ``imshow``); ``None`` for a sequential scale from the minimum to the maximum.
         x_title, y_title: axis titles; value_name: what the colour means (colour bar and hover).
+        annotate: write each value in its cell (3 significant digits); by default only when there
+            are at most `_ANNOTATE_CELLS` cells, e.g. a ``(n_layers, n_heads)`` table of a small model.
         height: in pixels (460 by default).
 
     Returns:
@@ -196,6 +201,10 @@ def heatmap_figure(
         finite = np.abs(z[np.isfinite(z)] - zmid)
         reach = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         scale = {"colorscale": "RdBu", "zmid": float(zmid), "zmin": zmid - reach, "zmax": zmid + reach}
+    if annotate is None:
+        annotate = z.size <= _ANNOTATE_CELLS
+    if annotate:
+        scale["texttemplate"] = "%{z:.3g}"
     fig = go.Figure(go.Heatmap(
         z=z, x=list(range(n_cols)), y=list(range(n_rows)), text=text, **scale,
         colorbar={"title": {"text": value_name}, "thickness": 12},
