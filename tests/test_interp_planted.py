@@ -384,3 +384,31 @@ def test_qk_and_ov_circuits_show_the_planted_mechanisms(induction_model):
     assert (full_k.argmax(dim=-1) == torch.arange(induction_model.cfg.d_vocab)).all()
     off_diagonal = full_k - torch.diag(full_k.diagonal())
     assert off_diagonal.abs().max() < 1e-9 * full_k.diagonal().min()
+
+
+def test_each_method_gives_the_same_table_on_the_transformer_lens_bridge(name_mover_model, prompts):
+    """Every tool takes a bridge too: on the same weights it must name the same heads, to float64 rounding."""
+    interop = pytest.importorskip("mechlearn.gpt.interop")
+    pytest.importorskip("transformer_lens")
+    decompose = pytest.importorskip("mechlearn.interp.decompose")
+    attribution = pytest.importorskip("mechlearn.interp.attribution")
+    ablation = pytest.importorskip("mechlearn.interp.ablation")
+    patching = pytest.importorskip("mechlearn.interp.patching")
+    bridge = interop.to_transformer_lens(name_mover_model)
+    clean, corrupted, metric = prompts.clean, prompts.corrupted, prompts.logit_diff
+
+    def dla(model):
+        _, cache = run_with_cache(model, clean)
+        stack, _ = decompose.stack_head_results(model, cache, pos_slice=-1)
+        return attribution.direct_logit_attribution(model, cache, stack, prompts.io, prompts.s).view(2, 3)
+
+    tables = {
+        "direct logit attribution": dla,
+        "zero ablation": lambda m: ablation.head_ablation_scores(m, clean, metric, "zero"),
+        "activation patching": lambda m: patching.activation_patch_heads(m, clean, corrupted, metric),
+        "path patching to the mover's query": lambda m: patching.path_patch_heads(
+            m, clean, corrupted, metric, receivers=[MOVER]),
+        "attribution patching": lambda m: patching.attribution_patch_heads(m, clean, corrupted, metric),
+    }
+    for name, table in tables.items():
+        assert_close(table(name_mover_model).detach(), table(bridge).detach(), FLOAT64, name=name)

@@ -151,7 +151,7 @@ def _plant(block_attn: torch.nn.Module, head: int) -> dict[str, Tensor]:
 
 
 def _set_layer_norm(ln: torch.nn.Module, planted_norm: float, d_model: int) -> None:
-    """Weight ``sqrt(planted_norm² / d_model + eps)``: LayerNorm is then the identity on a centred stream of that norm."""
+    """Weight ``sqrt(planted_norm² / d_model + eps)``: LayerNorm is the identity on a centred stream of that norm."""
     with torch.no_grad():
         ln.w.fill_(math.sqrt(planted_norm**2 / d_model + ln.eps))
         ln.b.zero_()

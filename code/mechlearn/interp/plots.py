@@ -243,7 +243,8 @@ def bar_figure(
     names = _labels(labels, v.shape[0], "labels", "value")
     index = list(range(v.shape[0]))
     colours = ["#2166ac" if x >= 0 else "#b2182b" for x in v]
-    hover = "%{text}<br>" + html.escape(value_name) + " " + ("%{x:.4g}" if horizontal else "%{y:.4g}") + "<extra></extra>"
+    value = "%{x:.4g}" if horizontal else "%{y:.4g}"
+    hover = "%{text}<br>" + html.escape(value_name) + " " + value + "<extra></extra>"
     bar = go.Bar(x=v if horizontal else index, y=index if horizontal else v, orientation="h" if horizontal else "v",
                  text=names, textposition="none", marker_color=colours, hovertemplate=hover)
     fig = go.Figure(bar)
