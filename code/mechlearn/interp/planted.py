@@ -1,7 +1,7 @@
 """Transformers with hand-set weights whose circuits are known by construction.
 
 A tool that finds circuits should first be tried where the answer is known. This module builds
-two small `GPT`\\ s by writing every weight by hand, so that exactly the *planted* heads do the
+two small `GPT` models by writing every weight by hand, so that exactly the *planted* heads do the
 work and every other head is inert (a small random initialisation that attends roughly uniformly
 and writes almost nothing). A detector, a composition score, an attribution or a patching
 experiment run on them must name exactly the planted components, listed in `PLANTED_INDUCTION`
