@@ -11,11 +11,11 @@ References, all in float64:
   (per-example node scores, averaged), which equals ours minus the base metric when our metric is
   the batch mean of its per-example metric; and activation patching itself where the path from the
   site to a linear metric is linear (a model whose final LayerNorm is removed).
-* path patching: closed forms written out here from the weights: with every other head frozen,
-  a sender's effect on the final residual stream is its own change ``Δz W_O`` added to it; and, in
-  an attention-only model, a receiver's recomputed input sees the base residual stream plus the
-  senders' ``Δz W_O`` (TransformerLens's ``get_act_patch_direct_path`` semantics, which the bridge
-  of our model cannot run: it has no pre-Q/K/V fork).
+* path patching: closed forms written out here from the weights: with every other head (and, with
+  ``freeze_mlps``, every MLP) frozen, a sender's effect on the final residual stream is its own
+  change ``Δz W_O`` added to it; and a receiver's recomputed input sees the base residual stream
+  plus the senders' ``Δz W_O`` (TransformerLens's ``get_act_patch_direct_path`` semantics, which
+  the bridge of our model cannot run: it has no pre-Q/K/V fork).
 * patching a run into itself gives the unpatched metric everywhere.
 """
 
@@ -204,6 +204,11 @@ def test_path_patching_to_the_logits_is_the_senders_direct_effect(mlp_models, pr
     assert (ours[0] - activation[0]).abs().max() > 1e-3
     one = path_patch(model, clean, corrupted, metric, senders=(1, 1), direction=direction)
     assert_close(one, ours[1, 1], FLOAT64, name="path_patch = its row of the sweep")
+    # With the MLPs frozen too, only the direct path is left: the closed form for every sender.
+    expected = torch.stack([metric(final_logits_with_head_changed(model, base, source, (layer, h)))
+                            for layer in range(N_LAYERS) for h in range(N_HEADS)]).view(N_LAYERS, N_HEADS)
+    direct_only = path_patch_heads(model, clean, corrupted, metric, direction=direction, freeze_mlps=True)
+    assert_close(direct_only, expected, FLOAT64, name="senders -> logits, MLPs frozen")
 
 
 def test_path_patching_to_the_logits_in_an_attention_only_model(attn_only_model, prompts):
@@ -251,14 +256,23 @@ def receiver_by_hand(model, base, source, senders, receivers, inputs):
     ([(0, 1), (1, 0)], [(1, 1), (2, 0)], ["v"], "noising"),
     ([(1, 1)], [(2, 0), (2, 1)], ["q", "k", "v"], "denoising"),
 ])
-def test_path_patching_to_receivers_is_the_direct_path(attn_only_model, prompts, senders, receivers, inputs, direction):
-    model = attn_only_model
+def test_path_patching_to_receivers_is_the_direct_path(attn_only_model, mlp_models, prompts, senders, receivers,
+                                                       inputs, direction):
     clean, corrupted = prompts
     base, source = (clean, corrupted) if direction == "noising" else (corrupted, clean)
+    model = attn_only_model
     expected = receiver_by_hand(model, base, source, senders, receivers, inputs)
     ours = path_patch(model, clean, corrupted, metric, senders, receivers, inputs, direction=direction)
     assert_close(ours, expected, FLOAT64, name=f"{senders} -> {receivers} {inputs}")
     assert (ours - metric(model(base))).abs() > 1e-4, "the path should matter in this random model"
+    # With MLPs the direct path is what freeze_mlps=True measures; the default also counts the MLPs.
+    model = mlp_models[0]
+    expected = receiver_by_hand(model, base, source, senders, receivers, inputs)
+    ours = path_patch(model, clean, corrupted, metric, senders, receivers, inputs, direction=direction,
+                      freeze_mlps=True)
+    assert_close(ours, expected, FLOAT64, name=f"{senders} -> {receivers} {inputs}, MLPs frozen")
+    free = path_patch(model, clean, corrupted, metric, senders, receivers, inputs, direction=direction)
+    assert (free - ours).abs() > 1e-6, "the MLPs carry part of the senders' change"
 
 
 def test_path_patch_heads_sweep_matches_single_calls_and_the_bridge(mlp_models, prompts):

@@ -13,8 +13,8 @@ names are swapped for three unrelated ones) and a ``metric(logits) -> scalar``:
 * **Path patching** (Wang et al. 2022, appendix B; ARENA 1.4.1): activation patching asks "does
   this head matter?"; path patching asks "does this head matter *through this route*?". Patch the
   sender heads, freeze every other head to its unpatched value so that the change can only travel
-  along the direct path (and through MLPs, which are not frozen, as in the paper), recompute the
-  receivers' inputs, and let only the receivers see them. `path_patch` does one set of senders;
+  along the direct path (and through MLPs, which are not frozen, as in the paper; ``freeze_mlps``
+  freezes them too), recompute the receivers' inputs, and let only the receivers see them. `path_patch` does one set of senders;
   `path_patch_heads` sweeps every head as a single sender.
 * **Attribution patching** (Nanda 2023, "Attribution patching: activation patching at industrial
   scale"): the first-order Taylor expansion of activation patching. With ``a`` the activation of the
@@ -288,12 +288,14 @@ def _check_inputs(receiver_input: Any) -> list[str]:
 
 def _path_patch_many(
     model: Any, base: Tensor, source: Tensor, metric: Any, sender_sets: list[list[Head]],
-    receivers: list[Head] | None, inputs: list[str], sites_per_batch: int,
+    receivers: list[Head] | None, inputs: list[str], sites_per_batch: int, freeze_mlps: bool = False,
 ) -> Tensor:
     """Path patching for each set of senders, ``sites_per_batch`` sets per stacked forward pass."""
     spec = model_spec(model)
     z_names = [hook_name("z", layer) for layer in range(spec.n_layers)]
-    _, base_cache = run_with_cache(model, base, z_names)
+    freeze = freeze_mlps and not spec.attn_only
+    mlp_names = [hook_name("mlp_out", layer) for layer in range(spec.n_layers)] if freeze else []
+    _, base_cache = run_with_cache(model, base, z_names + mlp_names)
     _, source_cache = run_with_cache(model, source, z_names)
     values = []
     for start in range(0, len(sender_sets), sites_per_batch):
@@ -307,7 +309,9 @@ def _path_patch_many(
                 rows = slice(copy * base.shape[0], (copy + 1) * base.shape[0])
                 z[rows, :, heads] = source_cache[name][:, :, heads]
             frozen[name] = z
-        hooks = [(name, lambda act, hook, name=name: frozen[name]) for name in z_names]
+        for name in mlp_names:  # freeze_mlps: the MLPs keep their base outputs too (direct paths only)
+            frozen[name] = base_cache[name].repeat(len(chunk), 1, 1)
+        hooks = [(name, lambda act, hook, name=name: frozen[name]) for name in z_names + mlp_names]
         if receivers is None:  # the receiver is the final residual stream: read the logits of step 2
             values += _stacked_metrics(model, base, metric, hooks, len(chunk))
             continue
@@ -341,6 +345,7 @@ def path_patch(
     receiver_input: str | Sequence[str] = "q",
     *,
     direction: Direction = "noising",
+    freeze_mlps: bool = False,
 ) -> Float[Tensor, ""]:
     """The metric with the path from ``senders`` to ``receivers`` patched (Wang et al. 2022, ARENA 1.4.1).
 
@@ -355,13 +360,17 @@ def path_patch(
 
     With ``receivers=None`` the receiver is the final residual stream (ARENA's
     ``get_path_patch_head_to_final_resid_post``): the metric of step 2 itself, which measures the
-    senders' direct effect on the logits. ``direction="denoising"`` swaps the prompts' roles (run
-    corrupted, senders from clean).
+    senders' effect on the logits through every path but other heads. ``direction="denoising"``
+    swaps the prompts' roles (run corrupted, senders from clean).
 
     Args:
         senders: ``(layer, head)`` pairs patched together (or one pair).
         receivers: ``(layer, head)`` pairs whose inputs are patched, or None for the logits.
         receiver_input: ``"q"``, ``"k"``, ``"v"``, or several of them (e.g. ``["k", "v"]``).
+        freeze_mlps: also freeze every MLP's output to the base run in step 2, so that only the
+            *direct* path counts: the senders' ``Δz W_O`` added to the residual stream that the
+            receivers (or the unembedding) read, as TransformerLens's ``get_act_patch_direct_path``.
+            ARENA and Wang et al. leave MLPs free (False, the default).
 
     Raises:
         ValueError: prompts of different shapes, a head out of range, an unknown receiver input or
@@ -373,7 +382,7 @@ def path_patch(
     recv = None if receivers is None else _check_heads(model, receivers, "receivers")
     inputs = _check_inputs(receiver_input)
     with torch.no_grad():
-        return _path_patch_many(model, base, source, metric, [senders], recv, inputs, 1)[0]
+        return _path_patch_many(model, base, source, metric, [senders], recv, inputs, 1, freeze_mlps)[0]
 
 
 def path_patch_heads(
@@ -386,6 +395,7 @@ def path_patch_heads(
     *,
     direction: Direction = "noising",
     sites_per_batch: int | None = None,
+    freeze_mlps: bool = False,
 ) -> Float[Tensor, "n_layers n_heads"]:
     """`path_patch` with each head in turn as the only sender: a ``(n_layers, n_heads)`` table.
 
@@ -397,6 +407,7 @@ def path_patch_heads(
         receiver_input: ``"q"``, ``"k"``, ``"v"`` or several of them.
         direction: ``"noising"`` (ARENA: run clean, senders from corrupted) or ``"denoising"``.
         sites_per_batch: senders per stacked forward pass (default: about 8192 token rows).
+        freeze_mlps: freeze the MLPs too, so that only direct paths count (see `path_patch`).
 
     Raises:
         ValueError: as `path_patch`.
@@ -412,7 +423,7 @@ def path_patch_heads(
     if senders:
         with torch.no_grad():
             values = _path_patch_many(model, base, source, metric, senders, recv, inputs,
-                                      _sites_per_batch(sites_per_batch, base))
+                                      _sites_per_batch(sites_per_batch, base), freeze_mlps)
         out[:last] = values.view(last, spec.n_heads)
     return out
 
