@@ -34,7 +34,7 @@ from mechlearn.gpt.interop import to_transformer_lens
 from mechlearn.interp.core import hook_name, run_with_cache, run_with_hooks, weights
 from mechlearn.interp.patching import (
     activation_patch_heads, activation_patch_resid, attribution_patch_heads, attribution_patch_resid,
-    normalise_patching, path_patch, path_patch_heads, patching_baselines,
+    normalise_patching, patch_sites, path_patch, path_patch_heads, patching_baselines,
 )
 from mechlearn.testing import EXACT, FLOAT64, assert_close
 
@@ -160,6 +160,26 @@ def test_patching_a_run_into_itself_gives_its_metric(mlp_models, prompts):
         final = activation_patch_resid(model, clean, corrupted, metric, "resid_post", direction=direction)
         assert_close(final[-1, -1], target, FLOAT64, name=f"final resid_post, last position, {direction}")
         assert (final[-1, 0] - target).abs() > 1e-3
+
+
+def test_patch_sites_mixes_sites_of_any_kind(mlp_models, prompts):
+    model, _ = mlp_models
+    clean, corrupted = prompts
+    names = [hook_name("resid_pre", 1), hook_name("z", 2), hook_name("mlp_out", 0)]
+    _, clean_cache = run_with_cache(model, clean, names)
+    sites = [(names[0], (3,)), (names[1], (slice(None), 1)), (names[1], (4, 0)), (names[2], (6,))]
+    values = patch_sites(model, corrupted, clean_cache, metric, sites, sites_per_batch=3)
+    expected = torch.stack([
+        activation_patch_resid(model, clean, corrupted, metric)[1, 3],
+        activation_patch_heads(model, clean, corrupted, metric)[2, 1],
+        activation_patch_heads(model, clean, corrupted, metric, by_pos=True)[2, 4, 0],
+        activation_patch_resid(model, clean, corrupted, metric, "mlp_out")[0, 6],
+    ])
+    assert_close(values, expected, FLOAT64, name="mixed sites = the sweeps' entries")
+    with pytest.raises(KeyError, match="source_cache has no activation"):
+        patch_sites(model, corrupted, clean_cache, metric, [(hook_name("z", 0), (0, 0))])
+    with pytest.raises(KeyError, match="no hook point"):
+        patch_sites(model, corrupted, clean_cache, metric, [("blocks.0.hook_zz", (0,))])
 
 
 def test_normalise_patching_puts_corrupted_at_0_and_clean_at_1(mlp_models, prompts):

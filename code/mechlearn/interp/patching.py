@@ -34,7 +34,8 @@ and `normalise_patching` rescales to ARENA's ``ioi_metric`` scale (0 = corrupted
 
 **Efficiency.** Each function caches the run it patches from once, then runs many patch sites in
 one forward pass by stacking copies of the prompt along the batch axis (copy ``i`` carries patch
-``i``), ``sites_per_batch`` copies at a time; the metric is called on each copy's logits.
+``i``), ``sites_per_batch`` copies at a time; the metric is called on each copy's logits
+(`patch_sites`, the activation-patching engine, also usable on its own for any list of sites).
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from mechlearn.interp.core import (
-    Metric, check_head, check_hook_name, check_prompt_pair, check_scalar_metric, hook_name, model_spec,
-    run_with_cache, run_with_hooks,
+    Metric, check_head, check_hook_name, check_prompt_pair, check_scalar_metric, check_tokens, hook_name,
+    model_spec, run_with_cache, run_with_hooks,
 )
 
 __all__ = [
-    "Direction", "RESID_KINDS", "HEAD_KINDS", "patching_baselines", "normalise_patching",
+    "Direction", "RESID_KINDS", "HEAD_KINDS", "patching_baselines", "normalise_patching", "patch_sites",
     "activation_patch_resid", "activation_patch_heads", "path_patch", "path_patch_heads",
     "attribution_patch_resid", "attribution_patch_heads",
 ]
@@ -117,31 +118,52 @@ def _stacked_metrics(
             for i in range(n_copies)]
 
 
-def _sweep(
-    model: Any, base: Tensor, source_cache: dict[str, Tensor], metric: Any,
-    sites: list[tuple[str, tuple]], sites_per_batch: int,
-) -> Tensor:
-    """The metric of ``base`` with each site ``(hook name, index)`` patched from ``source_cache``.
+def patch_sites(
+    model: Any,
+    tokens: Int[Tensor, "batch pos"],
+    source_cache: dict[str, Tensor],
+    metric: Metric,
+    sites: Sequence[tuple[str, tuple]],
+    *,
+    sites_per_batch: int | None = None,
+) -> Float[Tensor, " n_sites"]:
+    """The metric of ``tokens`` with each site patched from ``source_cache``: the engine of every sweep here.
 
-    ``index`` indexes an activation after its batch axis, e.g. ``(pos,)`` or ``(slice(None), head)``.
+    A site is ``(hook name, index)``, where ``index`` indexes the activation after its batch axis:
+    ``(pos,)`` for a position of the residual stream, ``(slice(None), head)`` for one head at every
+    position, ``(pos, head)`` for one head at one position. Entry ``i`` is the metric of a run of
+    ``tokens`` in which site ``i`` alone holds its value from ``source_cache`` (for every prompt
+    of the batch). ``sites_per_batch`` copies of the batch run in one forward pass, stacked along
+    the batch axis, copy ``c`` carrying its own patch; the metric is called on each copy's logits.
+
+    Raises:
+        KeyError: a site names a hook the model does not have, or one missing from ``source_cache``.
+        ValueError: a non-scalar metric, or ``sites_per_batch`` < 1.
     """
-    batch, values = base.shape[0], []
-    for start in range(0, len(sites), sites_per_batch):
-        chunk = sites[start:start + sites_per_batch]
+    tokens = check_tokens(model, tokens)
+    for name, _ in sites:
+        check_hook_name(model, name)
+        if name not in source_cache:
+            raise KeyError(f"source_cache has no activation {name!r}; cache it with run_with_cache first")
+    batch, values = tokens.shape[0], []
+    per_batch = _sites_per_batch(sites_per_batch, tokens)
+    for start in range(0, len(sites), per_batch):
+        chunk = sites[start:start + per_batch]
         by_name: dict[str, list[tuple[int, tuple]]] = {}
         for copy, (name, index) in enumerate(chunk):
-            by_name.setdefault(name, []).append((copy, index))
+            by_name.setdefault(name, []).append((copy, tuple(index)))
 
         def patch(act: Tensor, hook: Any, name: str) -> Tensor:
             act = act.clone()
             source = source_cache[name]
             for copy, index in by_name[name]:
-                rows = slice(copy * batch, (copy + 1) * batch)
+                rows = slice(copy * batch, (copy + 1) * batch)  # copy `copy` of the batch
                 act[(rows, *index)] = source[(slice(None), *index)]
             return act
 
         hooks = [(name, lambda act, hook, name=name: patch(act, hook, name)) for name in by_name]
-        values += _stacked_metrics(model, base, metric, hooks, len(chunk))
+        with torch.no_grad():
+            values += _stacked_metrics(model, tokens, metric, hooks, len(chunk))
     return torch.stack(values)
 
 
@@ -213,8 +235,8 @@ def activation_patch_resid(
     names = [_kind_name(model, kind, RESID_KINDS, layer) for layer in range(spec.n_layers)]
     with torch.no_grad():
         _, cache = run_with_cache(model, source, names)
-        sites = [(name, (pos,)) for name in names for pos in range(base.shape[1])]
-        values = _sweep(model, base, cache, metric, sites, _sites_per_batch(sites_per_batch, base))
+    sites = [(name, (pos,)) for name in names for pos in range(base.shape[1])]
+    values = patch_sites(model, base, cache, metric, sites, sites_per_batch=sites_per_batch)
     return values.view(spec.n_layers, base.shape[1])
 
 
@@ -252,8 +274,8 @@ def activation_patch_heads(
     positions = range(base.shape[1]) if by_pos else [slice(None)]
     with torch.no_grad():
         _, cache = run_with_cache(model, source, names)
-        sites = [(name, (pos, head)) for name in names for pos in positions for head in range(spec.n_heads)]
-        values = _sweep(model, base, cache, metric, sites, _sites_per_batch(sites_per_batch, base))
+    sites = [(name, (pos, head)) for name in names for pos in positions for head in range(spec.n_heads)]
+    values = patch_sites(model, base, cache, metric, sites, sites_per_batch=sites_per_batch)
     if by_pos:
         return values.view(spec.n_layers, base.shape[1], spec.n_heads)
     return values.view(spec.n_layers, spec.n_heads)
