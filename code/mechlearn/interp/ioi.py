@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +47,14 @@ from torch import Tensor
 from mechlearn._recipes import recipe_output_dir, write_manifest
 from mechlearn.gpt.config import GPTConfig
 from mechlearn.gpt.model import GPT
-from mechlearn.interp.core import load_recipe_manifest, model_spec, run_with_hooks
+from mechlearn.interp.ablation import ablation_values
+from mechlearn.interp.core import check_head, hook_name, load_recipe_manifest, model_spec, run_with_hooks
 
 __all__ = [
     "NAMES", "TRAIN_NAMES", "HELD_OUT_NAMES", "PLACES", "OBJECTS", "TEMPLATES", "IOITemplate", "IOITokenizer",
     "IOI_TOKENIZER", "IOIBatch", "ioi_batch", "filler_sentence", "training_rows", "IOI_CONFIG", "IOITrainConfig",
-    "IOI_TRAIN", "ioi_training_stream", "train_ioi", "ioi_evaluate", "ioi_logit_diff", "ioi_metric", "ioi_accuracy", "ioi_recipe", "load_ioi_model",
+    "IOI_TRAIN", "ioi_training_stream", "train_ioi", "ioi_evaluate", "ioi_logit_diff", "ioi_metric", "ioi_accuracy", "IOICircuit", "ioi_circuit_logits", "ioi_faithfulness",
+    "ioi_recipe", "load_ioi_model",
 ]
 
 NAMES: tuple[str, ...] = (
@@ -483,6 +485,77 @@ def ioi_accuracy(model: Any, batch: IOIBatch) -> float:
         raise TypeError(f"ioi_accuracy expects an IOIBatch, got {type(batch).__name__}")
     with torch.no_grad():
         return (_end_logits(model, batch).argmax(-1) == batch.io).float().mean().item()
+
+
+IOICircuit = Mapping[tuple[int, int], str | None] | Iterable[tuple[int, int]]
+"""Heads to keep: ``(layer, head)`` tuples (kept at every position), or a mapping from each head to the
+position it is kept at (``"IO"``, ``"S1"``, ``"S2"``, ``"END"``, or None for every position)."""
+
+
+def _circuit_positions(model: Any, batch: IOIBatch, circuit: Any) -> dict[tuple[int, int], list[int] | None]:
+    if isinstance(circuit, Mapping):
+        items = list(circuit.items())
+    elif isinstance(circuit, (str, bytes)) or not isinstance(circuit, Iterable):
+        raise TypeError(f"circuit should be a list of (layer, head) tuples or a dict head -> position, got {type(circuit).__name__}")
+    else:
+        items = [(head, None) for head in circuit]
+    keep: dict[tuple[int, int], list[int] | None] = {}
+    for head, where in items:
+        if not isinstance(head, tuple) or len(head) != 2:
+            raise TypeError(f"circuit heads should be (layer, head) tuples, got {head!r}")
+        head = check_head(model, *head)
+        if where is None:
+            keep[head] = None
+            continue
+        if where not in batch.positions:
+            raise ValueError(f"unknown position {where!r} for head {head}; expected one of {sorted(batch.positions)} or None")
+        if head in keep and keep[head] is None:
+            continue
+        keep[head] = sorted(set((keep.get(head) or []) + [batch.positions[where]]))
+    return keep
+
+
+def ioi_circuit_logits(model: Any, batch: IOIBatch, circuit: IOICircuit) -> Float[Tensor, "batch pos d_vocab"]:
+    """The logits on ``batch.clean`` with every head outside ``circuit`` mean-ablated, as ARENA 1.4.1.
+
+    Each head's ``z`` is replaced, position by position, by its mean over the ABC prompts
+    ``batch.corrupted`` (same template, so positions line up): ARENA's ``add_mean_ablation_hook``.
+    Circuit heads keep their own ``z`` at the positions the circuit names (every position for a
+    plain list). MLPs, embeddings and LayerNorms are left alone, as in the paper.
+
+    Raises:
+        TypeError: ``batch`` is not an `IOIBatch`, or a malformed circuit.
+        ValueError: a head out of range, or an unknown position name.
+    """
+    if not isinstance(batch, IOIBatch):
+        raise TypeError(f"ioi_circuit_logits expects an IOIBatch, got {type(batch).__name__}")
+    keep = _circuit_positions(model, batch, circuit)
+    means = ablation_values(model, batch.clean, "mean", reference_tokens=batch.corrupted, per_position=True)
+
+    def make_hook(layer: int) -> Any:
+        def hook(z: Tensor, hook: Any) -> Tensor:
+            out = means[layer].to(z.dtype).expand_as(z).clone()
+            for (lay, head), positions in keep.items():
+                if lay == layer:
+                    where = slice(None) if positions is None else positions
+                    out[:, where, head] = z[:, where, head]
+            return out
+
+        return hook
+
+    hooks = [(hook_name("z", layer), make_hook(layer)) for layer in range(model_spec(model).n_layers)]
+    return run_with_hooks(model, batch.clean, hooks)
+
+
+def ioi_faithfulness(model: Any, batch: IOIBatch, circuit: IOICircuit) -> float:
+    """The circuit's logit difference as a share of the full model's (ARENA 1.4.1; Wang et al. 2022).
+
+    ``ioi_metric(batch)(ioi_circuit_logits(...)) / ioi_logit_diff(model, batch)``: 1 when the
+    circuit is the whole model; the all-ablated share for the empty circuit.
+    """
+    with torch.no_grad():
+        full = ioi_logit_diff(model, batch)
+        return (ioi_metric(batch)(ioi_circuit_logits(model, batch, circuit)) / full).item()
 
 
 def ioi_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict:
