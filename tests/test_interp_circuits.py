@@ -138,6 +138,21 @@ def test_k_composition_circuit_and_positional_pattern_closed_forms(models):
         assert_close(pattern[q, q + 1:], torch.zeros(11 - q, dtype=torch.float64), EXACT, name=f"no future, row {q}")
 
 
+def test_positional_pattern_with_layer_norm_is_the_forward_pass_on_positions_alone(models):
+    model, bridge = models
+    tokens = torch.zeros(1, 12, dtype=torch.long)
+    zero_tokens = [("hook_embed", lambda x, hook: torch.zeros_like(x))]  # the stream holds W_pos only
+    for m in (model, bridge):
+        patterns = {}
+        m.run_with_hooks(tokens, fwd_hooks=zero_tokens + [
+            ("blocks.0.attn.hook_pattern", lambda x, hook: patterns.setdefault("p", x.detach()))])
+        for head in range(2):
+            assert_close(pos_attention_pattern(m, 0, head, ln=True), patterns["p"][0, head], FLOAT64,
+                         name=f"head 0.{head} vs the model's own pattern")
+    assert not compare(pos_attention_pattern(model, 0, 0), patterns["p"][0, 0], FLOAT64), \
+        "without the LayerNorm the weights-only pattern differs from the forward pass"
+
+
 # -- copying scores ------------------------------------------------------------------------
 
 

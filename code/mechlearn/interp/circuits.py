@@ -355,17 +355,31 @@ def full_qk_circuit(model: Any, layer: int | None = None, head: int | None = Non
     return X_q @ _qk(model, layer, head) @ X_k.T
 
 
-def pos_attention_pattern(model: Any, layer: int, head: int) -> Float[Tensor, "n_ctx n_ctx"]:
-    """The attention pattern a head would have from positions alone: ``softmax(mask(W_pos W_QK W_pos^T / sqrt(d_head)))``.
+def pos_attention_pattern(model: Any, layer: int, head: int, ln: bool = False) -> Float[Tensor, "n_ctx n_ctx"]:
+    """The attention pattern a head would have from positions alone (rows queries, columns keys).
 
-    ARENA 1.2's check of the previous-token head: its sub-diagonal ``pattern.diagonal(-1)`` is
-    near 1. Rows are query positions, columns key positions; future keys get probability 0.
+    ``ln=False`` is ARENA 1.2's weights-only reading, ``softmax(mask(W_pos W_QK W_pos^T /
+    sqrt(d_head)))``: no LayerNorm, no biases. A real head sees ``LN(x)``, and LayerNorm divides
+    the stream by its scale before ``W_Q`` and ``W_K``, which multiplies every score by ``1/scale^2``
+    and so sharpens or flattens the softmax. ``ln=True`` passes each row of ``W_pos`` through the
+    block's LayerNorm (``blocks[layer].ln1``, with its weight and bias) and adds ``b_Q, b_K``: the
+    pattern the head would have if the stream held the positional embedding alone. Either way a
+    previous-token head has its mass on the sub-diagonal ``pattern.diagonal(-1)``; future keys get 0.
 
     Raises:
         ValueError: ``layer`` or ``head`` out of range.
     """
     check_head(model, layer, head)
-    scores = full_qk_circuit(model, layer, head, "pos", "pos").AB / math.sqrt(model_spec(model).d_head)
+    if not ln:
+        scores = full_qk_circuit(model, layer, head, "pos", "pos").AB
+    else:
+        w = weights(model)
+        with torch.no_grad():
+            x = model.blocks[layer].ln1(w.W_pos.detach())
+        q = x @ w.W_Q[layer, head].detach() + w.b_Q[layer, head].detach()
+        k = x @ w.W_K[layer, head].detach() + w.b_K[layer, head].detach()
+        scores = q @ k.T
+    scores = scores / math.sqrt(model_spec(model).d_head)
     future = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
     return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
