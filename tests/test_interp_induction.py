@@ -47,6 +47,20 @@ def test_induction_batch_repeats_a_chunk_at_random_offsets():
     assert not mask[:, 0].any()
 
 
+def test_a_fixed_offset_puts_every_copy_at_that_distance():
+    tokens, mask = induction_batch(50, 32, 64, gen(2), min_repeat=6, max_repeat=10, offset=12)
+    for row, m in zip(tokens, mask):
+        where = m.nonzero().flatten()
+        q, n = int(where[0]) - 1, len(where) + 1
+        assert torch.equal(row[q - 12 : q - 12 + n], row[q : q + n])
+    halves, _ = induction_batch(4, 32, 64, gen(2), min_repeat=16, max_repeat=16, offset=16)
+    assert_close(halves[:, :16], halves[:, 16:], EXACT, name="offset = length = n_ctx / 2: ARENA's repeated tokens")
+    with pytest.raises(ValueError, match="offset should be None or an int"):
+        unchecked(induction_batch)(4, 32, 64, gen(), min_repeat=6, max_repeat=10, offset=8)
+    with pytest.raises(ValueError, match="fixed_offset should be None"):
+        InductionTrainConfig(fixed_offset=3)
+
+
 def test_induction_batch_is_reproducible_and_validates():
     a, b = induction_batch(4, 32, 64, gen(3)), induction_batch(4, 32, 64, gen(3))
     assert_close(a[0], b[0], EXACT, name="same seed, same tokens")

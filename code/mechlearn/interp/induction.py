@@ -82,6 +82,9 @@ class InductionTrainConfig:
     """Shortest repeated chunk of `induction_batch`."""
     max_repeat: int = 16
     """Longest repeated chunk of `induction_batch` (at most ``n_ctx // 2``)."""
+    fixed_offset: int | None = None
+    """None (the task): the distance between the copies is random. An int fixes it, which gives the
+    shortcut task that a purely positional head solves (for comparison only)."""
     log_every: int = 25
     """Evaluate every this many steps (and at step 0 and at the end)."""
     eval_batch: int = 256
@@ -98,6 +101,8 @@ class InductionTrainConfig:
             raise ValueError(f"need 2 <= min_repeat <= max_repeat, got {self.min_repeat} and {self.max_repeat}")
         if not self.lr > 0:
             raise ValueError(f"InductionTrainConfig.lr should be > 0, got {self.lr!r}")
+        if self.fixed_offset is not None and not (isinstance(self.fixed_offset, int) and self.fixed_offset >= self.max_repeat):
+            raise ValueError(f"fixed_offset should be None or an int >= max_repeat={self.max_repeat}, got {self.fixed_offset!r}")
 
 
 INDUCTION_TRAIN = InductionTrainConfig()
@@ -105,13 +110,16 @@ INDUCTION_TRAIN = InductionTrainConfig()
 
 
 def induction_batch(
-    batch: int, n_ctx: int, d_vocab: int, generator: torch.Generator, min_repeat: int = 6, max_repeat: int = 16
+    batch: int, n_ctx: int, d_vocab: int, generator: torch.Generator, min_repeat: int = 6, max_repeat: int = 16,
+    offset: int | None = None,
 ) -> tuple[Int[Tensor, "batch n_ctx"], Bool[Tensor, "batch n_ctx"]]:
     """Random token sequences in which a chunk reappears later, at a random offset.
 
     Each row draws ``n_ctx`` uniform tokens, a chunk length ``L`` in ``[min_repeat, max_repeat]``, a
     start ``p`` for the original and a later start ``q >= p + L`` for the copy (both uniform), and
-    copies ``tokens[p : p + L]`` to ``tokens[q : q + L]``.
+    copies ``tokens[p : p + L]`` to ``tokens[q : q + L]``. With ``offset`` given, ``q = p + offset``
+    for every row instead (the positional shortcut's task; ``offset = L = n_ctx / 2`` is ARENA's
+    repeated sequences).
 
     Returns:
         ``(tokens, mask)``: ``mask[b, t]`` is True where token ``t`` can be predicted from earlier
@@ -128,14 +136,20 @@ def induction_batch(
         raise ValueError(
             f"need 2 <= min_repeat <= max_repeat and 2 * max_repeat <= n_ctx={n_ctx}, got {min_repeat}, {max_repeat}"
         )
+    if offset is not None and not (isinstance(offset, int) and max_repeat <= offset <= n_ctx - max_repeat):
+        raise ValueError(f"offset should be None or an int in [max_repeat, n_ctx - max_repeat], got {offset!r}")
     tokens = torch.randint(0, d_vocab, (batch, n_ctx), generator=generator)
     mask = torch.zeros(batch, n_ctx, dtype=torch.bool)
     u = torch.rand(batch, 3, generator=generator)
     length = min_repeat + (u[:, 0] * (max_repeat - min_repeat + 1)).long()
     for b in range(batch):
         n = int(length[b])
-        p = int(u[b, 1] * (n_ctx - 2 * n + 1))
-        q = p + n + int(u[b, 2] * (n_ctx - p - 2 * n + 1))
+        if offset is None:
+            p = int(u[b, 1] * (n_ctx - 2 * n + 1))
+            q = p + n + int(u[b, 2] * (n_ctx - p - 2 * n + 1))
+        else:
+            p = int(u[b, 1] * (n_ctx - offset - n + 1))
+            q = p + offset
         tokens[b, q : q + n] = tokens[b, p : p + n]
         mask[b, q + 1 : q + n] = True
     return tokens, mask
@@ -219,7 +233,8 @@ def train_induction(
     model = GPT(model_cfg)
     g_train = torch.Generator().manual_seed(cfg.seed)
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)
-    data = dict(n_ctx=model_cfg.n_ctx, d_vocab=model_cfg.d_vocab, min_repeat=cfg.min_repeat, max_repeat=cfg.max_repeat)
+    data = dict(n_ctx=model_cfg.n_ctx, d_vocab=model_cfg.d_vocab, min_repeat=cfg.min_repeat, max_repeat=cfg.max_repeat,
+                offset=cfg.fixed_offset)
     eval_tokens, eval_mask = induction_batch(cfg.eval_batch, generator=g_eval, **data)
     rep_tokens = repeated_random_tokens(cfg.eval_batch, model_cfg.n_ctx // 2, model_cfg.d_vocab, g_eval)
 
