@@ -34,7 +34,8 @@ from mechlearn.gpt.interop import to_transformer_lens
 from mechlearn.interp.core import hook_name, run_with_cache, run_with_hooks, weights
 from mechlearn.interp.patching import (
     activation_patch_heads, activation_patch_resid, attribution_patch_heads, attribution_patch_resid,
-    normalise_patching, patch_sites, path_patch, path_patch_heads, patching_baselines,
+    attribution_patch, normalise_patching, patch_sites, path_patch, path_patch_heads, path_patch_senders,
+    patching_baselines,
 )
 from mechlearn.testing import EXACT, FLOAT64, assert_close
 
@@ -305,15 +306,21 @@ def test_path_patch_heads_sweep_matches_single_calls_and_the_bridge(mlp_models, 
     assert_close(sweep, singles, FLOAT64, name="sweep = one call per sender")
     assert_close(sweep[2], metric(model(clean)).expand(N_HEADS), FLOAT64, name="senders at the receivers' layer")
     assert_close(path_patch_heads(bridge, clean, corrupted, metric, receivers, "q"), sweep, FLOAT64, name="bridge")
+    sets = [[(0, 0)], [(0, 1), (1, 0)], [(1, 1), (0, 0), (0, 1)]]
+    together = path_patch_senders(model, clean, corrupted, metric, sets, receivers, ["k", "v"], sites_per_batch=2)
+    one_by_one = torch.stack([path_patch(model, clean, corrupted, metric, s, receivers, ["k", "v"]) for s in sets])
+    assert_close(together, one_by_one, FLOAT64, name="sets of senders, batched = one call per set")
+    with pytest.raises(ValueError, match="sender_sets"):
+        path_patch_senders(model, clean, corrupted, metric, [], receivers)
 
 
 def test_attribution_patching_equals_transformer_lens(mlp_models, prompts):
-    from transformer_lens.tools.analysis.attribution_patching import attribution_patch
+    from transformer_lens.tools.analysis.attribution_patching import attribution_patch as tl_attribution_patch
 
     model, bridge = mlp_models
     clean, corrupted = prompts
     with float64_default():
-        nodes = attribution_patch(bridge, clean, corrupted, metric).node_scores  # per example, averaged
+        nodes = tl_attribution_patch(bridge, clean, corrupted, metric).node_scores  # per example, averaged
     corrupted_value = metric(model(corrupted)).detach()
     heads = {(n.layer, n.position, n.head): s for n, s in nodes.items() if n.kind == "attn_head_out"}
     mlps = {(n.layer, n.position): s for n, s in nodes.items() if n.kind == "mlp_out"}
@@ -327,6 +334,9 @@ def test_attribution_patching_equals_transformer_lens(mlp_models, prompts):
                      expected_heads.sum(1), FLOAT64, name="head attribution, all positions")
         mlp = attribution_patch_resid(target, clean, corrupted, metric, "mlp_out")
         assert_close(mlp - corrupted_value, expected_mlp, FLOAT64, name="mlp_out attribution")
+    value, terms = attribution_patch(model, clean, corrupted, metric, [hook_name("z", 1)])
+    assert_close(value, corrupted_value, FLOAT64, name="base metric")
+    assert_close(terms[hook_name("z", 1)].sum(dim=(0, 3)), expected_heads[1], FLOAT64, name="raw terms, summed")
     assert all(p.grad is None for p in model.parameters()), "attribution should leave no parameter gradients"
     model.requires_grad_(False)  # frozen weights: the gradient still reaches the activations
     try:

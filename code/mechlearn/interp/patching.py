@@ -54,8 +54,8 @@ from mechlearn.interp.core import (
 
 __all__ = [
     "Direction", "RESID_KINDS", "HEAD_KINDS", "patching_baselines", "normalise_patching", "patch_sites",
-    "activation_patch_resid", "activation_patch_heads", "path_patch", "path_patch_heads",
-    "attribution_patch_resid", "attribution_patch_heads",
+    "activation_patch_resid", "activation_patch_heads", "path_patch", "path_patch_senders", "path_patch_heads",
+    "attribution_patch", "attribution_patch_resid", "attribution_patch_heads",
 ]
 
 Direction = Literal["denoising", "noising"]
@@ -308,52 +308,79 @@ def _check_inputs(receiver_input: Any) -> list[str]:
     return inputs
 
 
-def _path_patch_many(
-    model: Any, base: Tensor, source: Tensor, metric: Any, sender_sets: list[list[Head]],
-    receivers: list[Head] | None, inputs: list[str], sites_per_batch: int, freeze_mlps: bool = False,
-) -> Tensor:
-    """Path patching for each set of senders, ``sites_per_batch`` sets per stacked forward pass."""
+def path_patch_senders(
+    model: Any,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    sender_sets: Sequence[Sequence[Head]],
+    receivers: Sequence[Head] | None = None,
+    receiver_input: str | Sequence[str] = "q",
+    *,
+    direction: Direction = "noising",
+    sites_per_batch: int | None = None,
+    freeze_mlps: bool = False,
+) -> Float[Tensor, " n_sets"]:
+    """`path_patch` for each set of senders in ``sender_sets``, several sets per stacked forward pass.
+
+    Entry ``i`` is the metric with the path from the heads of ``sender_sets[i]`` (patched together)
+    to ``receivers`` patched; `path_patch` explains the three steps and the arguments.
+
+    Raises:
+        ValueError: as `path_patch`.
+    """
+    base, source = _runs(model, clean_tokens, corrupted_tokens, direction)
+    _checked_metric(model, base, metric)
+    if isinstance(sender_sets, (str, bytes)) or not list(sender_sets):
+        raise ValueError(f"sender_sets should be a list of lists of (layer, head) pairs, got {sender_sets!r}")
+    sender_sets = [_check_heads(model, senders, "senders") for senders in sender_sets]
+    receivers = None if receivers is None else _check_heads(model, receivers, "receivers")
+    inputs = _check_inputs(receiver_input)
+    per_batch, batch = _sites_per_batch(sites_per_batch, base), base.shape[0]
     spec = model_spec(model)
     z_names = [hook_name("z", layer) for layer in range(spec.n_layers)]
     freeze = freeze_mlps and not spec.attn_only
     mlp_names = [hook_name("mlp_out", layer) for layer in range(spec.n_layers)] if freeze else []
-    _, base_cache = run_with_cache(model, base, z_names + mlp_names)
-    _, source_cache = run_with_cache(model, source, z_names)
+    with torch.no_grad():  # step 1: cache every head's output (and MLP's, to freeze them) in both runs
+        _, base_cache = run_with_cache(model, base, z_names + mlp_names)
+        _, source_cache = run_with_cache(model, source, z_names)
     values = []
-    for start in range(0, len(sender_sets), sites_per_batch):
-        chunk = sender_sets[start:start + sites_per_batch]
+    for start in range(0, len(sender_sets), per_batch):
+        chunk = sender_sets[start:start + per_batch]  # copy c of the batch patches chunk[c]
         # Step 2: every head frozen to the base run, except the senders, patched from the source run.
         frozen = {}
         for layer, name in enumerate(z_names):
             z = base_cache[name].repeat(len(chunk), 1, 1, 1)
             for copy, senders in enumerate(chunk):
                 heads = [h for (l, h) in senders if l == layer]
-                rows = slice(copy * base.shape[0], (copy + 1) * base.shape[0])
-                z[rows, :, heads] = source_cache[name][:, :, heads]
+                z[copy * batch:(copy + 1) * batch, :, heads] = source_cache[name][:, :, heads]
             frozen[name] = z
-        for name in mlp_names:  # freeze_mlps: the MLPs keep their base outputs too (direct paths only)
+        for name in mlp_names:  # with freeze_mlps, the MLPs keep their base outputs: direct paths only
             frozen[name] = base_cache[name].repeat(len(chunk), 1, 1)
         hooks = [(name, lambda act, hook, name=name: frozen[name]) for name in z_names + mlp_names]
-        if receivers is None:  # the receiver is the final residual stream: read the logits of step 2
-            values += _stacked_metrics(model, base, metric, hooks, len(chunk))
+        if receivers is None:  # the receiver is the final residual stream: read step 2's logits
+            with torch.no_grad():
+                values += _stacked_metrics(model, base, metric, hooks, len(chunk))
             continue
         layers = sorted({layer for layer, _ in receivers})
         wanted = [hook_name(i, layer) for layer in layers for i in inputs]
-        captured: dict[str, Tensor] = {}
-        capture = lambda act, hook, name: captured.__setitem__(name, act.detach().clone())  # noqa: E731
-        hooks += [(name, lambda act, hook, name=name: capture(act, hook, name)) for name in wanted]
-        run_with_hooks(model, base.repeat(len(chunk), 1), hooks)
+        recomputed: dict[str, Tensor] = {}
+        hooks += [(name, lambda act, hook, name=name: recomputed.__setitem__(name, act.clone()))
+                  for name in wanted]
+        with torch.no_grad():
+            run_with_hooks(model, base.repeat(len(chunk), 1), hooks)
 
-        # Step 3: the base run again, with only the receivers' chosen inputs taken from step 2.
+        # Step 3: the base run again, with only the receivers' inputs taken from step 2.
         def patch(act: Tensor, hook: Any, name: str, layer: int) -> Tensor:
             act = act.clone()
             heads = [h for (l, h) in receivers if l == layer]
-            act[:, :, heads] = captured[name][:, :, heads]
+            act[:, :, heads] = recomputed[name][:, :, heads]
             return act
 
-        hooks = [(hook_name(i, layer), lambda act, hook, name=hook_name(i, layer), layer=layer:
-                  patch(act, hook, name, layer)) for layer in layers for i in inputs]
-        values += _stacked_metrics(model, base, metric, hooks, len(chunk))
+        hooks = [(hook_name(i, layer), lambda act, hook, n=hook_name(i, layer), layer=layer:
+                  patch(act, hook, n, layer)) for layer in layers for i in inputs]
+        with torch.no_grad():
+            values += _stacked_metrics(model, base, metric, hooks, len(chunk))
     return torch.stack(values)
 
 
@@ -398,13 +425,10 @@ def path_patch(
         ValueError: prompts of different shapes, a head out of range, an unknown receiver input or
             direction, a non-scalar metric.
     """
-    base, source = _runs(model, clean_tokens, corrupted_tokens, direction)
-    _checked_metric(model, base, metric)
+    _runs(model, clean_tokens, corrupted_tokens, direction)
     senders = _check_heads(model, senders, "senders")
-    recv = None if receivers is None else _check_heads(model, receivers, "receivers")
-    inputs = _check_inputs(receiver_input)
-    with torch.no_grad():
-        return _path_patch_many(model, base, source, metric, [senders], recv, inputs, 1, freeze_mlps)[0]
+    return path_patch_senders(model, clean_tokens, corrupted_tokens, metric, [senders], receivers,
+                              receiver_input, direction=direction, freeze_mlps=freeze_mlps)[0]
 
 
 def path_patch_heads(
@@ -434,32 +458,49 @@ def path_patch_heads(
     Raises:
         ValueError: as `path_patch`.
     """
-    base, source = _runs(model, clean_tokens, corrupted_tokens, direction)
+    base, _ = _runs(model, clean_tokens, corrupted_tokens, direction)
     base_value = _checked_metric(model, base, metric)
     spec = model_spec(model)
     recv = None if receivers is None else _check_heads(model, receivers, "receivers")
-    inputs = _check_inputs(receiver_input)
     last = spec.n_layers if recv is None else max(layer for layer, _ in recv)
     senders = [[(layer, head)] for layer in range(last) for head in range(spec.n_heads)]
     out = base_value.repeat(spec.n_layers, spec.n_heads)
     if senders:
-        with torch.no_grad():
-            values = _path_patch_many(model, base, source, metric, senders, recv, inputs,
-                                      _sites_per_batch(sites_per_batch, base), freeze_mlps)
+        values = path_patch_senders(model, clean_tokens, corrupted_tokens, metric, senders, recv, receiver_input,
+                                    direction=direction, sites_per_batch=sites_per_batch, freeze_mlps=freeze_mlps)
         out[:last] = values.view(last, spec.n_heads)
+    else:
+        _check_inputs(receiver_input)
     return out
 
 
 # -- attribution patching ------------------------------------------------------------------------
 
 
-def _attribution(
-    model: Any, clean: Any, corrupted: Any, metric: Any, names: list[str], direction: str
-) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
-    """``(base metric, {name: source - base activation}, {name: d metric / d activation at base})``."""
-    base, source = _runs(model, clean, corrupted, direction)
+def attribution_patch(
+    model: Any,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    names: Sequence[str],
+    *,
+    direction: Direction = "denoising",
+) -> tuple[Float[Tensor, ""], dict[str, Tensor]]:
+    """``(base metric, {hook name: (a_source - a_base) * d metric / d a_base})``, element by element.
+
+    The run being patched (the corrupted one for ``"denoising"``) runs once forward with gradients
+    and once backward; the other run is only cached. Summing an entry over any set of its
+    elements gives the first-order estimate of patching exactly those elements (Nanda 2023), so
+    the sweeps below only sum: over ``d_model`` per position, over ``d_head`` per head.
+
+    Raises:
+        ValueError: prompts of different shapes, an unknown direction, a non-scalar metric.
+        KeyError: a name the model has no hook point for.
+    """
+    base, source = _runs(model, clean_tokens, corrupted_tokens, direction)
     if not callable(metric):
         raise TypeError(f"metric should be callable as metric(logits) -> scalar tensor, got {type(metric).__name__}")
+    names = list(names)
     with torch.no_grad():
         _, source_cache = run_with_cache(model, source, names)
     acts: dict[str, Tensor] = {}
@@ -473,10 +514,13 @@ def _attribution(
     with torch.enable_grad():
         logits = run_with_hooks(model, base, [(n, lambda act, hook, n=n: keep(act, hook, n)) for n in names])
         value = check_scalar_metric(metric(logits), "metric")
+        # autograd.grad, not backward(): no parameter's .grad is touched
         grads = torch.autograd.grad(value, [acts[n] for n in names], allow_unused=True)
-    deltas = {n: source_cache[n] - acts[n].detach() for n in names}
-    grads = {n: torch.zeros_like(acts[n]) if g is None else g for n, g in zip(names, grads)}
-    return value.detach(), deltas, grads
+    terms = {}
+    for name, grad in zip(names, grads):
+        delta = source_cache[name] - acts[name].detach()
+        terms[name] = delta * grad if grad is not None else torch.zeros_like(delta)
+    return value.detach(), terms
 
 
 def attribution_patch_resid(
@@ -502,8 +546,9 @@ def attribution_patch_resid(
     """
     spec = model_spec(model)
     names = [_kind_name(model, kind, RESID_KINDS, layer) for layer in range(spec.n_layers)]
-    value, deltas, grads = _attribution(model, clean_tokens, corrupted_tokens, metric, names, direction)
-    return value + torch.stack([(deltas[n] * grads[n]).sum(dim=(0, 2)) for n in names])
+    _runs(model, clean_tokens, corrupted_tokens, direction)
+    value, terms = attribution_patch(model, clean_tokens, corrupted_tokens, metric, names, direction=direction)
+    return value + torch.stack([terms[n].sum(dim=(0, 2)) for n in names])  # (layer, pos)
 
 
 def attribution_patch_heads(
@@ -527,6 +572,7 @@ def attribution_patch_heads(
     """
     spec = model_spec(model)
     names = [_kind_name(model, kind, HEAD_KINDS, layer) for layer in range(spec.n_layers)]
-    value, deltas, grads = _attribution(model, clean_tokens, corrupted_tokens, metric, names, direction)
-    per_pos = torch.stack([(deltas[n] * grads[n]).sum(dim=(0, 3)) for n in names])  # (layer, pos, head)
+    _runs(model, clean_tokens, corrupted_tokens, direction)
+    value, terms = attribution_patch(model, clean_tokens, corrupted_tokens, metric, names, direction=direction)
+    per_pos = torch.stack([terms[n].sum(dim=(0, 3)) for n in names])  # (layer, pos, head)
     return value + (per_pos if by_pos else per_pos.sum(dim=1))
