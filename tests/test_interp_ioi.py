@@ -14,9 +14,9 @@ from mechlearn._recipes import sha256_file
 from mechlearn.gpt import GPT, GPTConfig
 from mechlearn.interp.core import CHECKPOINT_DIR
 from mechlearn.interp.ioi import (
-    HELD_OUT_NAMES, IOI_CONFIG, IOI_TOKENIZER, IOI_TRAIN, NAMES, TEMPLATES, TRAIN_NAMES, IOIBatch, IOITrainConfig,
-    filler_sentence, ioi_accuracy, ioi_batch, ioi_evaluate, ioi_logit_diff, ioi_metric, ioi_recipe,
-    ioi_training_stream, load_ioi_model,
+    HELD_OUT_NAMES, IOI_CONFIG, IOI_TOKENIZER, IOI_TRAIN, NAMES, TEMPLATES, TRAIN_NAMES, IOIBatch, IOITemplate,
+    IOITrainConfig, filler_sentence, ioi_accuracy, ioi_batch, ioi_circuit_logits, ioi_evaluate, ioi_faithfulness,
+    ioi_logit_diff, ioi_metric, ioi_recipe, ioi_training_stream, load_ioi_model,
 )
 from mechlearn.testing import EXACT, FLOAT64, REPLAY, assert_close
 
@@ -144,6 +144,48 @@ def test_quick_recipe(tmp_path):
         load_ioi_model(tmp_path)
 
 
+ALL_HEADS = [(layer, head) for layer in range(IOI_CONFIG.n_layers) for head in range(IOI_CONFIG.n_heads)]
+
+
+def test_faithfulness_closed_forms_and_the_bridge():
+    """Whole model: exactly 1. Empty circuit: every head mean-ablated per position (H2's ablation)."""
+    from mechlearn.interp.ablation import ablate_heads
+
+    tl = pytest.importorskip("mechlearn.gpt.interop")
+    model, _, _ = load_ioi_model()
+    model = model.double()
+    batch = ioi_batch(24, HELD_OUT_NAMES, "3-BABA", torch.Generator().manual_seed(6))
+    metric = ioi_metric(batch)
+    assert ioi_faithfulness(model, batch, ALL_HEADS) == 1.0
+    assert_close(ioi_circuit_logits(model, batch, {h: None for h in ALL_HEADS}), model(batch.clean), EXACT)
+    empty = ablate_heads(model, batch.clean, ALL_HEADS, "mean", reference_tokens=batch.corrupted, per_position=True)
+    assert_close(ioi_circuit_logits(model, batch, []), empty, FLOAT64, name="empty circuit = all heads ablated")
+    full = ioi_logit_diff(model, batch)
+    assert_close(ioi_faithfulness(model, batch, []), (metric(empty) / full).item(), FLOAT64)
+    # keeping a head only at END differs from keeping it everywhere unless it only matters at END
+    at_end = ioi_circuit_logits(model, batch, {(0, 0): "END"})
+    everywhere = ioi_circuit_logits(model, batch, [(0, 0)])
+    assert (at_end - everywhere).abs().max() > 1e-6
+    assert_close(at_end[:, : batch.positions["END"]], ioi_circuit_logits(model, batch, [])[:, : batch.positions["END"]],
+                 FLOAT64, name="before END, a head kept only at END is ablated")
+    bridge = tl.to_transformer_lens(model)
+    for circuit in ([(0, 3)], {(0, 1): "END", (1, 2): "S2"}, []):
+        assert_close(ioi_circuit_logits(bridge, batch, circuit), ioi_circuit_logits(model, batch, circuit), FLOAT64,
+                     name=f"bridge, circuit {circuit}")
+    assert abs(ioi_faithfulness(model, batch, [])) < 0.2, "ablating every head should destroy the task"
+
+
+def test_probe_templates():
+    probe = IOITemplate("probe", "Then , [B] went to the [PLACE] . [B] met [A] and gave a [OBJECT] to")
+    batch = ioi_batch(8, TRAIN_NAMES, probe, torch.Generator().manual_seed(0))
+    assert batch.template == "probe" and batch.positions == {"IO": 11, "S1": 3, "S2": 9, "END": 16}
+    assert_close(batch.clean[:, 11], batch.io, EXACT)
+    with pytest.raises(ValueError, match="one \\[A\\]"):
+        IOITemplate("bad", "[A] and [A] met [B] . [B] gave it to")
+    with pytest.raises(ValueError, match="unknown slot"):
+        IOITemplate("bad", "[A] and [B] met [C] . [B] gave it to")
+
+
 def test_bad_input_errors():
     with pytest.raises(KeyError, match="unknown word 'Marry'.*Mary"):
         IOI_TOKENIZER.encode("When Marry and John")
@@ -167,6 +209,15 @@ def test_bad_input_errors():
         ioi_metric(ioi_batch(2))(torch.zeros(3, 16, len(IOI_TOKENIZER)))
     with pytest.raises(TypeError, match="IOIBatch"):
         unchecked(ioi_accuracy)(GPT(IOI_CONFIG), None)
+    batch = ioi_batch(2)
+    with pytest.raises(TypeError, match="list of \\(layer, head\\) tuples"):
+        unchecked(ioi_circuit_logits)(GPT(IOI_CONFIG), batch, "L0H3")
+    with pytest.raises(ValueError, match="head should be an int in"):
+        unchecked(ioi_circuit_logits)(GPT(IOI_CONFIG), batch, [(0, 4)])
+    with pytest.raises(ValueError, match="unknown position 'S3'"):
+        unchecked(ioi_circuit_logits)(GPT(IOI_CONFIG), batch, {(0, 1): "S3"})
+    with pytest.raises(TypeError, match="IOIBatch"):
+        unchecked(ioi_faithfulness)(GPT(IOI_CONFIG), batch.clean, [])
     with pytest.raises(FileNotFoundError, match="python -m mechlearn.interp ioi"):
         load_ioi_model("/nonexistent-folder")
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import time
+from functools import partial
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from mechlearn._recipes import recipe_output_dir, write_manifest
@@ -108,9 +109,19 @@ class IOITemplate:
     """One IOI template: its words with ``[A]`` (the IO), ``[B]`` (the subject), ``[PLACE]``, ``[OBJECT]``."""
 
     name: str
-    """``"<index>-BABA"`` or ``"<index>-ABBA"``: the base template and the order of the first two names."""
+    """``"<index>-BABA"`` or ``"<index>-ABBA"`` (the base template and the order of the
+    first two names) for `TEMPLATES`; any label for a probe."""
     text: str
     """The words, separated by spaces, ending just before the answer."""
+
+    def __post_init__(self) -> None:
+        words = self.text.split()
+        if words.count("[A]") != 1 or words.count("[B]") != 2:
+            raise ValueError(f"an IOI template needs one [A] (the IO) and two [B] (S1, S2), got {self.text!r}")
+        slots = {"[A]", "[B]", "[PLACE]", "[OBJECT]"}
+        unknown = [w for w in words if w.startswith("[") and w not in slots]
+        if unknown:
+            raise ValueError(f"unknown slot {unknown[0]!r} in {self.text!r}; expected one of {sorted(slots)}")
 
     @property
     def words(self) -> list[str]:
@@ -254,30 +265,33 @@ def _pick(generator: torch.Generator, items: Sequence[Any], k: int = 1) -> list[
 
 
 def ioi_batch(
-    n: int, names: Sequence[str] = TRAIN_NAMES, template: str = "0-BABA", generator: torch.Generator | None = None
+    n: int,
+    names: Sequence[str] = TRAIN_NAMES,
+    template: str | IOITemplate = "0-BABA",
+    generator: torch.Generator | None = None,
 ) -> IOIBatch:
-    """``n`` IOI prompts from one template with names from ``names``, and their ABC corruption.
+    """``n`` IOI prompts from one template with names from ``names``, and their ABC twins.
 
-    Each clean prompt draws two distinct names (IO, S), a place and an object; its corrupted twin
-    keeps the place and object and puts three fresh distinct names (none of IO, S) in the S1, IO and
-    S2 slots, as ARENA's ABC dataset.
+    Each clean prompt draws two distinct names (IO, S), a place and an object; its
+    corrupted twin keeps the place and object and puts three fresh distinct names (none
+    of IO, S) in the S1, IO and S2 slots, as ARENA's ABC dataset.
 
     Args:
         n: number of prompts (>= 1).
         names: the pool of names (at least 5 distinct names of `NAMES`).
-        template: a key of `TEMPLATES`.
+        template: a key of `TEMPLATES`, or an `IOITemplate` (a probe outside the training set).
         generator: the random source (a fresh one seeded 0 if None).
 
     Raises:
-        ValueError: ``n`` < 1, an unknown template, unknown names or fewer than 5 of them.
+        ValueError: ``n`` < 1, an unknown template, unknown names or fewer than 5.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n should be an int >= 1, got {n!r}")
-    if template not in TEMPLATES:
+    if not isinstance(template, IOITemplate) and template not in TEMPLATES:
         raise ValueError(f"unknown template {template!r}; expected one of {sorted(TEMPLATES)}")
     pool = _check_names(names, 5)
     g = torch.Generator().manual_seed(0) if generator is None else generator
-    tpl = TEMPLATES[template]
+    tpl = template if isinstance(template, IOITemplate) else TEMPLATES[template]
     clean, corrupted, io, s = [], [], [], []
     for _ in range(n):
         a, b, x, y, z = _pick(g, pool, 5)
@@ -286,8 +300,8 @@ def ioi_batch(
         corrupted.append(IOI_TOKENIZER.encode(_fill(tpl, y, x, place, obj, c=z)))
         io.append(IOI_TOKENIZER.index[a])
         s.append(IOI_TOKENIZER.index[b])
-    return IOIBatch(template, torch.tensor(clean), torch.tensor(corrupted), torch.tensor(io), torch.tensor(s),
-                    tpl.positions)
+    return IOIBatch(tpl.name, torch.tensor(clean), torch.tensor(corrupted),
+                    torch.tensor(io), torch.tensor(s), tpl.positions)
 
 
 def filler_sentence(generator: torch.Generator, names: Sequence[str] = NAMES) -> str:
@@ -395,14 +409,16 @@ def train_ioi(
 ) -> tuple[GPT, list[dict[str, float | int]]]:
     """Train a `GPT` on IOI rows mixed with filler; returns the model and its history.
 
-    The loss is next-token cross-entropy on every position, with the IOI answer position weighted
-    by ``cfg.answer_weight``. The history holds the loss of every ``eval_every``-th step and the
-    logit difference and accuracy on train and held-out names.
+    The loss is next-token cross-entropy on every position, with the IOI answer
+    position weighted by ``cfg.answer_weight``. The history holds the loss of every
+    ``eval_every``-th step and the logit difference and accuracy on train and held-out
+    names.
     """
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg)
     data = ioi_training_stream(model_cfg, cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            betas=(0.9, 0.99))
     history: list[dict[str, float | int]] = []
     bar = range(cfg.steps)
     if progress:
@@ -414,7 +430,8 @@ def train_ioi(
         logits = model(rows[:, :-1])
         losses = F.cross_entropy(logits.transpose(1, 2), rows[:, 1:], reduction="none")
         weight = torch.ones_like(losses)
-        weight[torch.arange(len(rows)), answer_at - 1] = cfg.answer_weight
+        answer = (torch.arange(len(rows)), answer_at - 1)  # logits at END predict the IO
+        weight[answer] = cfg.answer_weight
         loss = (losses * weight).sum() / weight.sum()
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, step)
@@ -425,7 +442,7 @@ def train_ioi(
         if (step + 1) % cfg.eval_every == 0 or step == 0:
             model.eval()
             record = {"step": step + 1, "loss": loss.item(),
-                      "answer_loss": losses[torch.arange(len(rows)), answer_at - 1].mean().item()}
+                      "answer_loss": losses[answer].mean().item()}
             for split, names in (("train", TRAIN_NAMES), ("held_out", HELD_OUT_NAMES)):
                 for k, v in ioi_evaluate(model, names).items():
                     record[f"{split}_{k}"] = v
@@ -488,40 +505,42 @@ def ioi_accuracy(model: Any, batch: IOIBatch) -> float:
 
 
 IOICircuit = Mapping[tuple[int, int], str | None] | Iterable[tuple[int, int]]
-"""Heads to keep: ``(layer, head)`` tuples (kept at every position), or a mapping from each head to the
-position it is kept at (``"IO"``, ``"S1"``, ``"S2"``, ``"END"``, or None for every position)."""
+"""Heads to keep: ``(layer, head)`` tuples (kept at every position), or a dict from each
+head to the position it is kept at (``"IO"``, ``"S1"``, ``"S2"``, ``"END"``; None: all)."""
 
 
-def _circuit_positions(model: Any, batch: IOIBatch, circuit: Any) -> dict[tuple[int, int], list[int] | None]:
+def _keep_masks(model: Any, batch: IOIBatch, circuit: Any) -> Bool[Tensor, "layer pos head"]:
+    """True where a head keeps its own ``z``: the circuit's heads, at their positions."""
     if isinstance(circuit, Mapping):
         items = list(circuit.items())
     elif isinstance(circuit, (str, bytes)) or not isinstance(circuit, Iterable):
-        raise TypeError(f"circuit should be a list of (layer, head) tuples or a dict head -> position, got {type(circuit).__name__}")
+        raise TypeError("circuit should be a list of (layer, head) tuples or a dict "
+                        f"(layer, head) -> position, got {type(circuit).__name__}")
     else:
         items = [(head, None) for head in circuit]
-    keep: dict[tuple[int, int], list[int] | None] = {}
+    spec = model_spec(model)
+    keep = torch.zeros(spec.n_layers, batch.clean.shape[1], spec.n_heads, dtype=torch.bool)
     for head, where in items:
         if not isinstance(head, tuple) or len(head) != 2:
             raise TypeError(f"circuit heads should be (layer, head) tuples, got {head!r}")
-        head = check_head(model, *head)
-        if where is None:
-            keep[head] = None
-            continue
-        if where not in batch.positions:
-            raise ValueError(f"unknown position {where!r} for head {head}; expected one of {sorted(batch.positions)} or None")
-        if head in keep and keep[head] is None:
-            continue
-        keep[head] = sorted(set((keep.get(head) or []) + [batch.positions[where]]))
+        layer, h = check_head(model, *head)
+        if where is not None and where not in batch.positions:
+            raise ValueError(f"unknown position {where!r} for head {head}; expected one of "
+                             f"{sorted(batch.positions)} or None")
+        keep[layer, slice(None) if where is None else batch.positions[where], h] = True
     return keep
 
 
-def ioi_circuit_logits(model: Any, batch: IOIBatch, circuit: IOICircuit) -> Float[Tensor, "batch pos d_vocab"]:
-    """The logits on ``batch.clean`` with every head outside ``circuit`` mean-ablated, as ARENA 1.4.1.
+def ioi_circuit_logits(
+    model: Any, batch: IOIBatch, circuit: IOICircuit
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """Logits on ``batch.clean`` with every head outside ``circuit`` mean-ablated (ARENA 1.4.1).
 
     Each head's ``z`` is replaced, position by position, by its mean over the ABC prompts
-    ``batch.corrupted`` (same template, so positions line up): ARENA's ``add_mean_ablation_hook``.
-    Circuit heads keep their own ``z`` at the positions the circuit names (every position for a
-    plain list). MLPs, embeddings and LayerNorms are left alone, as in the paper.
+    ``batch.corrupted`` (one template, so positions line up), as ARENA's
+    ``add_mean_ablation_hook``. Circuit heads keep their own ``z`` at the positions the
+    circuit names (every position for a plain list). MLPs, embeddings and LayerNorms are
+    left alone, as in the paper.
 
     Raises:
         TypeError: ``batch`` is not an `IOIBatch`, or a malformed circuit.
@@ -529,29 +548,23 @@ def ioi_circuit_logits(model: Any, batch: IOIBatch, circuit: IOICircuit) -> Floa
     """
     if not isinstance(batch, IOIBatch):
         raise TypeError(f"ioi_circuit_logits expects an IOIBatch, got {type(batch).__name__}")
-    keep = _circuit_positions(model, batch, circuit)
-    means = ablation_values(model, batch.clean, "mean", reference_tokens=batch.corrupted, per_position=True)
+    keep = _keep_masks(model, batch, circuit)
+    means = ablation_values(model, batch.clean, "mean", reference_tokens=batch.corrupted,
+                            per_position=True)  # {layer: (pos, head, d_head)}
 
-    def make_hook(layer: int) -> Any:
-        def hook(z: Tensor, hook: Any) -> Tensor:
-            out = means[layer].to(z.dtype).expand_as(z).clone()
-            for (lay, head), positions in keep.items():
-                if lay == layer:
-                    where = slice(None) if positions is None else positions
-                    out[:, where, head] = z[:, where, head]
-            return out
+    def hook(z: Tensor, hook: Any, layer: int) -> Tensor:
+        return torch.where(keep[layer, :, :, None], z, means[layer].to(z.dtype))
 
-        return hook
-
-    hooks = [(hook_name("z", layer), make_hook(layer)) for layer in range(model_spec(model).n_layers)]
+    hooks = [(hook_name("z", layer), partial(hook, layer=layer)) for layer in range(len(keep))]
     return run_with_hooks(model, batch.clean, hooks)
 
 
 def ioi_faithfulness(model: Any, batch: IOIBatch, circuit: IOICircuit) -> float:
-    """The circuit's logit difference as a share of the full model's (ARENA 1.4.1; Wang et al. 2022).
+    """The circuit's logit difference as a share of the full model's (ARENA 1.4.1).
 
-    ``ioi_metric(batch)(ioi_circuit_logits(...)) / ioi_logit_diff(model, batch)``: 1 when the
-    circuit is the whole model; the all-ablated share for the empty circuit.
+    ``ioi_metric(batch)(ioi_circuit_logits(...)) / ioi_logit_diff(model, batch)``: 1 when
+    the circuit is the whole model; the all-ablated share for the empty circuit (Wang et
+    al. 2022 report 87% for their 26-head circuit in GPT-2 small).
     """
     with torch.no_grad():
         full = ioi_logit_diff(model, batch)
