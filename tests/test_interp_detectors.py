@@ -101,6 +101,21 @@ def test_uniform_attention_scores_match_their_closed_forms():
                  name="induction, one leading token")
 
 
+def test_shifted_stripes_match_their_closed_forms():
+    model = planted()
+    inv = 1.0 / torch.arange(1, N_CTX + 1, dtype=torch.float64)
+    h = N_CTX // 2
+    rep = torch.arange(h).repeat(1, 2)
+    for shift in (-3, -1, 0, 2, h - 1):
+        # query q of the second copy (q >= h) attends to q - h + 1 + shift; keys before 0 are left out
+        queries = [q for q in range(h, 2 * h) if q - h + 1 + shift >= 0]
+        assert_close(induction_scores(model, rep, shift=shift)[0, 3], inv[queries].mean(), FLOAT64,
+                     name=f"uniform head, shift {shift}")
+    assert_close(induction_scores(model, rep, shift=0), induction_scores(model, rep), EXACT, name="default shift")
+    with pytest.raises(ValueError, match=r"\|shift\| < 8"):
+        induction_scores(model, rep, shift=h)
+
+
 def random_model(seed: int = 0, d_vocab: int = 40) -> GPT:
     torch.manual_seed(seed)
     model = GPT(GPTConfig(d_vocab=d_vocab, n_ctx=32, d_model=24, n_layers=2, n_heads=3, attn_only=True)).double()

@@ -125,23 +125,33 @@ def _repeat_length(tokens: Any) -> int:
     return h
 
 
-def induction_scores(model: Any, tokens: Int[Tensor, "*batch pos"]) -> Float[Tensor, "n_layers n_heads"]:
+def induction_scores(
+    model: Any, tokens: Int[Tensor, "*batch pos"], shift: int = 0
+) -> Float[Tensor, "n_layers n_heads"]:
     """Mean attention from each position ``q`` of the second copy to ``q - h + 1``, per head.
 
     ``tokens`` are repeated sequences (`repeat_length` checks): the earlier copy of token ``q`` sits
     at ``q - h``, and an induction head attends to the token after it, ``q - h + 1``, to predict
     that the sequence continues the same way. ARENA's ``induction_attn_detector`` averages the
-    same diagonal.
+    same diagonal (its mean also takes in the one or two entries just before the second copy).
+
+    Args:
+        shift: score the stripe ``q - h + 1 + shift`` instead (0 is the induction score). A circuit
+            can solve a copying task with its stripe a few positions off (matching the token two
+            back, say); ``shift`` finds it. Queries whose key would fall before position 0 are left
+            out of the mean.
 
     Raises:
-        ValueError: ``tokens`` are not repeated sequences, or not ids the model accepts.
+        ValueError: ``tokens`` are not repeated sequences or not ids the model accepts, or
+            ``|shift| >= h``.
     """
     tokens = check_tokens(model, tokens)
     h = _repeat_length(tokens)
+    if isinstance(shift, bool) or not isinstance(shift, int) or abs(shift) >= h:
+        raise ValueError(f"shift should be an int with |shift| < {h} (the repeated block's length), got {shift!r}")
     patterns = _patterns(model, tokens)
-    # the diagonal q - k = h - 1 has (pos - h + 1) entries; the first one (q = h - 1, k = 0) precedes
-    # the second copy when pos = 2h, and the first two when there is a leading token
-    second_copy = patterns.diagonal(offset=-(h - 1), dim1=-2, dim2=-1)[..., -h:]
+    # the diagonal q - k = h - 1 - shift; its last h entries (or all, if fewer) are the second copy's queries
+    second_copy = patterns.diagonal(offset=-(h - 1 - shift), dim1=-2, dim2=-1)[..., -h:]
     return second_copy.mean(dim=(0, -1))
 
 
