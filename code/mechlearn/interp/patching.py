@@ -14,13 +14,15 @@ names are swapped for three unrelated ones) and a ``metric(logits) -> scalar``:
   this head matter?"; path patching asks "does this head matter *through this route*?". Patch the
   sender heads, freeze every other head to its unpatched value so that the change can only travel
   along the direct path (and through MLPs, which are not frozen, as in the paper; ``freeze_mlps``
-  freezes them too), recompute the receivers' inputs, and let only the receivers see them. `path_patch` does one set of senders;
+  freezes them too), recompute the receivers' inputs, and let only the receivers see them.
+  `path_patch` does one set of senders, `path_patch_senders` several at once, and
   `path_patch_heads` sweeps every head as a single sender.
 * **Attribution patching** (Nanda 2023, "Attribution patching: activation patching at industrial
   scale"): the first-order Taylor expansion of activation patching. With ``a`` the activation of the
   run being patched and ``a'`` the value patched in, ``metric(a') ≈ metric(a) + (a' - a) · ∂metric/∂a``,
-  and one backward pass gives ``∂metric/∂a`` at *every* site at once. Exact when the path from the
-  site to the metric is linear; elsewhere a map of where to look, not a measurement.
+  and one backward pass gives ``∂metric/∂a`` at *every* site at once (`attribution_patch`, summed
+  by `attribution_patch_resid` and `attribution_patch_heads`). Exact when the path from the site to
+  the metric is linear; elsewhere a map of where to look, not a measurement.
 
 **Direction.** ``direction="denoising"`` runs the *corrupted* prompt and patches in *clean*
 activations: a site whose patch restores the clean metric is *sufficient* to carry the answer. This
