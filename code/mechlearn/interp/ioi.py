@@ -72,6 +72,8 @@ HELD_OUT_NAMES: tuple[str, ...] = NAMES[4::5]
 TRAIN_NAMES: tuple[str, ...] = tuple(n for n in NAMES if n not in HELD_OUT_NAMES)
 """Names used in the training IOI prompts."""
 
+_SPLITS = {"train": TRAIN_NAMES, "held_out": HELD_OUT_NAMES}
+
 PLACES: tuple[str, ...] = ("store", "garden", "restaurant", "school", "hospital", "office", "house", "station")
 """Places for the ``[PLACE]`` slot."""
 
@@ -270,16 +272,16 @@ def ioi_batch(
     template: str | IOITemplate = "0-BABA",
     generator: torch.Generator | None = None,
 ) -> IOIBatch:
-    """``n`` IOI prompts from one template with names from ``names``, and their ABC twins.
+    """``n`` IOI prompts of one template with names from ``names``, and ABC twins.
 
     Each clean prompt draws two distinct names (IO, S), a place and an object; its
-    corrupted twin keeps the place and object and puts three fresh distinct names (none
-    of IO, S) in the S1, IO and S2 slots, as ARENA's ABC dataset.
+    corrupted twin keeps the place and object and puts three fresh distinct names
+    (none of IO, S) in the S1, IO and S2 slots, as ARENA's ABC dataset.
 
     Args:
         n: number of prompts (>= 1).
         names: the pool of names (at least 5 distinct names of `NAMES`).
-        template: a key of `TEMPLATES`, or an `IOITemplate` (a probe outside the training set).
+        template: a key of `TEMPLATES`, or an `IOITemplate` (a probe outside them).
         generator: the random source (a fresh one seeded 0 if None).
 
     Raises:
@@ -288,7 +290,8 @@ def ioi_batch(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n should be an int >= 1, got {n!r}")
     if not isinstance(template, IOITemplate) and template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; expected one of {sorted(TEMPLATES)}")
+        raise ValueError(f"unknown template {template!r}; "
+                         f"expected one of {sorted(TEMPLATES)}")
     pool = _check_names(names, 5)
     g = torch.Generator().manual_seed(0) if generator is None else generator
     tpl = template if isinstance(template, IOITemplate) else TEMPLATES[template]
@@ -313,13 +316,16 @@ def filler_sentence(generator: torch.Generator, names: Sequence[str] = NAMES) ->
 
 
 def training_rows(
-    batch_size: int, n_ctx: int, generator: torch.Generator, ioi_names: Sequence[str] = TRAIN_NAMES
+    batch_size: int,
+    n_ctx: int,
+    generator: torch.Generator,
+    ioi_names: Sequence[str] = TRAIN_NAMES,
 ) -> tuple[Int[Tensor, "batch n_ctx_plus_1"], Int[Tensor, " batch"]]:
-    """A training batch: rows of ``n_ctx + 1`` tokens, each ``<bos>``, one IOI sentence, then filler.
+    """Training rows of ``n_ctx + 1`` tokens: ``<bos>``, an IOI sentence, filler.
 
-    The IOI sentence (a random template, names from ``ioi_names``) is followed by its answer and
-    ``.``; filler sentences use every name. Returns ``(rows, answer_index)`` where ``rows[i,
-    answer_index[i]]`` is the IO answer token (so the loss can weight it).
+    The IOI sentence (a random template, names from ``ioi_names``) is followed by
+    its answer and ``.``; filler sentences use every name. Returns ``(rows,
+    answer_index)``: ``rows[i, answer_index[i]]`` is the IO (the loss weights it).
     """
     pool = list(ioi_names)
     rows, answer_at = [], []
@@ -327,7 +333,8 @@ def training_rows(
     for _ in range(batch_size):
         tpl = TEMPLATES[_pick(generator, keys)[0]]
         a, b = _pick(generator, pool, 2)
-        words = _fill(tpl, a, b, _pick(generator, PLACES)[0], _pick(generator, OBJECTS)[0]).split()
+        place, obj = _pick(generator, PLACES)[0], _pick(generator, OBJECTS)[0]
+        words = _fill(tpl, a, b, place, obj).split()
         answer_at.append(len(words))
         words += [a, "."]
         while len(words) < n_ctx + 1:
@@ -405,20 +412,22 @@ def ioi_training_stream(
 
 
 def train_ioi(
-    model_cfg: GPTConfig = IOI_CONFIG, cfg: IOITrainConfig = IOI_TRAIN, progress: bool = True
+    model_cfg: GPTConfig = IOI_CONFIG,
+    cfg: IOITrainConfig = IOI_TRAIN,
+    progress: bool = True,
 ) -> tuple[GPT, list[dict[str, float | int]]]:
-    """Train a `GPT` on IOI rows mixed with filler; returns the model and its history.
+    """Train a `GPT` on IOI rows mixed with filler; return it and its history.
 
     The loss is next-token cross-entropy on every position, with the IOI answer
     position weighted by ``cfg.answer_weight``. The history holds the loss of every
-    ``eval_every``-th step and the logit difference and accuracy on train and held-out
-    names.
+    ``eval_every``-th step and the logit difference and accuracy on training and
+    held-out names.
     """
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg)
     data = ioi_training_stream(model_cfg, cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
+                            weight_decay=cfg.weight_decay)
     history: list[dict[str, float | int]] = []
     bar = range(cfg.steps)
     if progress:
@@ -428,9 +437,10 @@ def train_ioi(
     for step in bar:
         rows, answer_at = next(data)
         logits = model(rows[:, :-1])
-        losses = F.cross_entropy(logits.transpose(1, 2), rows[:, 1:], reduction="none")
+        targets = rows[:, 1:]
+        losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         weight = torch.ones_like(losses)
-        answer = (torch.arange(len(rows)), answer_at - 1)  # logits at END predict the IO
+        answer = (torch.arange(len(rows)), answer_at - 1)  # END predicts the IO
         weight[answer] = cfg.answer_weight
         loss = (losses * weight).sum() / weight.sum()
         for group in opt.param_groups:
@@ -443,7 +453,7 @@ def train_ioi(
             model.eval()
             record = {"step": step + 1, "loss": loss.item(),
                       "answer_loss": losses[answer].mean().item()}
-            for split, names in (("train", TRAIN_NAMES), ("held_out", HELD_OUT_NAMES)):
+            for split, names in _SPLITS.items():
                 for k, v in ioi_evaluate(model, names).items():
                     record[f"{split}_{k}"] = v
             history.append(record)
@@ -534,41 +544,43 @@ def _keep_masks(model: Any, batch: IOIBatch, circuit: Any) -> Bool[Tensor, "laye
 def ioi_circuit_logits(
     model: Any, batch: IOIBatch, circuit: IOICircuit
 ) -> Float[Tensor, "batch pos d_vocab"]:
-    """Logits on ``batch.clean`` with every head outside ``circuit`` mean-ablated (ARENA 1.4.1).
+    """Logits on ``batch.clean`` with every head outside ``circuit`` mean-ablated.
 
-    Each head's ``z`` is replaced, position by position, by its mean over the ABC prompts
-    ``batch.corrupted`` (one template, so positions line up), as ARENA's
-    ``add_mean_ablation_hook``. Circuit heads keep their own ``z`` at the positions the
-    circuit names (every position for a plain list). MLPs, embeddings and LayerNorms are
-    left alone, as in the paper.
+    Each head's ``z`` is replaced, position by position, by its mean over the ABC
+    prompts ``batch.corrupted`` (one template: positions line up), as ARENA 1.4.1's
+    ``add_mean_ablation_hook``. Circuit heads keep their own ``z`` at the positions
+    the circuit names (every position for a plain list). MLPs, embeddings and
+    LayerNorms are left alone, as in the paper.
 
     Raises:
         TypeError: ``batch`` is not an `IOIBatch`, or a malformed circuit.
         ValueError: a head out of range, or an unknown position name.
     """
     if not isinstance(batch, IOIBatch):
-        raise TypeError(f"ioi_circuit_logits expects an IOIBatch, got {type(batch).__name__}")
-    keep = _keep_masks(model, batch, circuit)
-    means = ablation_values(model, batch.clean, "mean", reference_tokens=batch.corrupted,
-                            per_position=True)  # {layer: (pos, head, d_head)}
+        raise TypeError(f"expected an IOIBatch, got {type(batch).__name__}")
+    keep = _keep_masks(model, batch, circuit)  # (layer, pos, head)
+    means = ablation_values(model, batch.clean, "mean", per_position=True,
+                            reference_tokens=batch.corrupted)  # (pos, head, d_head)
 
     def hook(z: Tensor, hook: Any, layer: int) -> Tensor:
         return torch.where(keep[layer, :, :, None], z, means[layer].to(z.dtype))
 
-    hooks = [(hook_name("z", layer), partial(hook, layer=layer)) for layer in range(len(keep))]
+    hooks = [(hook_name("z", layer), partial(hook, layer=layer))
+             for layer in range(len(keep))]
     return run_with_hooks(model, batch.clean, hooks)
 
 
 def ioi_faithfulness(model: Any, batch: IOIBatch, circuit: IOICircuit) -> float:
     """The circuit's logit difference as a share of the full model's (ARENA 1.4.1).
 
-    ``ioi_metric(batch)(ioi_circuit_logits(...)) / ioi_logit_diff(model, batch)``: 1 when
-    the circuit is the whole model; the all-ablated share for the empty circuit (Wang et
-    al. 2022 report 87% for their 26-head circuit in GPT-2 small).
+    ``ioi_metric(batch)(ioi_circuit_logits(...)) / ioi_logit_diff(model, batch)``:
+    1 when the circuit is the whole model; the all-ablated share for the empty
+    circuit. (Wang et al. 2022 report 87% for their 26-head circuit in GPT-2 small.)
     """
     with torch.no_grad():
         full = ioi_logit_diff(model, batch)
-        return (ioi_metric(batch)(ioi_circuit_logits(model, batch, circuit)) / full).item()
+        circuit_logits = ioi_circuit_logits(model, batch, circuit)
+        return (ioi_metric(batch)(circuit_logits) / full).item()
 
 
 def ioi_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict:
@@ -583,7 +595,7 @@ def ioi_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) 
     model, history = train_ioi(IOI_CONFIG, cfg, progress=progress)
     seconds = time.process_time() - start
     metrics = {}
-    for split, names in (("train", TRAIN_NAMES), ("held_out", HELD_OUT_NAMES)):
+    for split, names in _SPLITS.items():
         for k, v in ioi_evaluate(model, names, n=64, seed=2).items():
             metrics[f"{split}_{k}"] = v
     ckpt = out / "ioi.pt"
