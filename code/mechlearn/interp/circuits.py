@@ -15,10 +15,9 @@ factors.
 
 These circuits are read off the weights alone, so they ignore the LayerNorm in front
 of each attention layer: its per-position scale, and its learned ``w, b`` unless a
-model had them folded into ``W_Q, W_K, W_V`` (TransformerLens's ``fold_ln``), as
-ARENA 1.2 notes for its attention-only model. They are exact for the linear part of
-the model and an approximation of the whole (`pos_attention_pattern` can put the
-LayerNorm back).
+model had them folded into ``W_Q, W_K, W_V`` (TransformerLens's ``fold_ln``). ARENA
+1.2's attention-only model has no LayerNorm, so there they are exact; in a model with
+one they are an approximation (`pos_attention_pattern` can put the LayerNorm back).
 
 * **Copying** (ARENA 1.2, "Reverse-engineering induction circuits"): an induction
   head copies the token it attends to, so the row of its full OV circuit for source
