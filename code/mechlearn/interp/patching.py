@@ -143,7 +143,7 @@ def patch_sites(
         ValueError: a non-scalar metric, or ``sites_per_batch`` < 1.
     """
     tokens = check_tokens(model, tokens)
-    for name, _ in sites:
+    for name in dict.fromkeys(name for name, _ in sites):  # each hook once, in order
         check_hook_name(model, name)
         if name not in source_cache:
             raise KeyError(f"source_cache has no activation {name!r}; cache it with run_with_cache first")
