@@ -154,9 +154,10 @@ def test_committed_model_has_the_induction_circuit(committed):
 def k_composition(model, prev: tuple[int, int], ind: tuple[int, int]) -> float:
     """Elhage et al.'s K-composition score ||W_QK^h W_OV^prev||_F / (||W_QK^h||_F ||W_OV^prev||_F)."""
     a, b = model.blocks[prev[0]].attn, model.blocks[ind[0]].attn
-    ov = (a.W_V[prev[1]] @ a.W_O[prev[1]]).double()  # d_model x d_model, right-multiplying row vectors
-    qk = (b.W_Q[ind[1]] @ b.W_K[ind[1]].T).double()
-    return float((qk @ ov.T).norm() / (qk.norm() * ov.norm()))  # noqa
+    a_V, a_O = a.W_V.detach()[prev[1]], a.W_O.detach()[prev[1]]
+    ov = (a_V @ a_O).double()  # d_model x d_model, right-multiplying row vectors
+    qk = (b.W_Q.detach()[ind[1]] @ b.W_K.detach()[ind[1]].T).double()
+    return float((qk @ ov.T).norm() / (qk.norm() * ov.norm()))
 
 
 def test_committed_heads_k_compose_above_the_random_baseline(committed):
