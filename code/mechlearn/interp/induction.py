@@ -8,7 +8,7 @@ transformer it takes two heads in two layers (Elhage et al. 2021, "A Mathematica
    ``j`` whose *previous* token was ``A`` (its key reads what step 1 wrote there: K-composition), and
    its OV circuit copies the token found there, ``B``, into the prediction.
 
-ARENA studies the pretrained ``attn-only-2l`` model (trained by Neel Nanda on web text). Nothing can
+ARENA studies a pretrained 2-layer attention-only model (``attn_only_2L_half``, trained on the Pile). Nothing can
 be downloaded here, so this module trains a small analog on a synthetic task where induction is the
 *only* way to predict anything:
 
