@@ -49,4 +49,4 @@ def test_refuses_to_overwrite_and_checks_its_arguments(project):
     with pytest.raises(SystemExit, match="from 1 to 100"):
         new_day.scaffold(project, 101)
     with pytest.raises(SystemExit, match="slug"):
-        new_day.scaffold(project, 60, "Bad Slug")
+        new_day.scaffold(project, 98, "Bad Slug")  # a day of the plan that has no page yet
