@@ -9,12 +9,7 @@ version (what the tests run).
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
-from pathlib import Path
-
-from mechlearn.rl.common import recipe_output_dir
+from mechlearn._recipe_cli import run_recipe_cli
 
 RECIPES = {
     "dqn": ("mechlearn.rl.dqn", "dqn_recipe"),
@@ -27,24 +22,8 @@ and returns its manifest."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mechlearn.rl", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", choices=sorted(RECIPES))
-    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
-                        help="folder to write into (created if missing; default: the current directory; "
-                             "never the mechlearn package)")
-    parser.add_argument("--quick", action="store_true", help="a short run (for a smoke test)")
-    args = parser.parse_args(argv)
-    try:
-        out = recipe_output_dir(args.out)
-    except ValueError as err:
-        parser.error(str(err))
-    module, name = RECIPES[args.recipe]
-    fn = getattr(importlib.import_module(module), name, None)
-    if fn is None:
-        parser.error(f"recipe {args.recipe!r} is not available in this version ({module}.{name} is missing)")
-    manifest = fn(out, quick=args.quick, progress=True)
-    print(json.dumps({k: v for k, v in manifest.items() if not isinstance(v, (list, dict))} | {"out": str(out)}, indent=1))
-    return 0
+    """The command line: see `mechlearn._recipe_cli.run_recipe_cli`."""
+    return run_recipe_cli("python -m mechlearn.rl", __doc__.splitlines()[0], RECIPES, argv)
 
 
 if __name__ == "__main__":
