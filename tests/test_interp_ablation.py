@@ -13,10 +13,13 @@ import copy
 import pytest
 import torch
 from conftest import unchecked
+from interp_models import SMALL_VOCAB
+from interp_models import small_gpt as small
+from interp_models import small_tokens as tokens
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mechlearn.gpt import GPT, GPTConfig
+from mechlearn.gpt import GPT
 from mechlearn.gpt.interop import to_transformer_lens
 from mechlearn.interp.ablation import ablate_heads, ablation_values, head_ablation_scores
 from mechlearn.interp.attribution import logit_diff
@@ -25,22 +28,8 @@ from mechlearn.testing import EXACT, FLOAT64, assert_close
 
 pytest.importorskip("transformer_lens")
 
-VOCAB = 23
+VOCAB = SMALL_VOCAB
 HEADS = [(0, 1), (1, 0), (1, 2)]
-
-
-def small(attn_only: bool = True, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    cfg = GPTConfig(d_vocab=VOCAB, n_ctx=12, d_model=16, n_layers=2, n_heads=3, d_head=4, attn_only=attn_only)
-    model = GPT(cfg).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3) if p.ndim > 1 else p.add_(torch.randn_like(p) * 0.2)
-    return model.eval()
-
-
-def tokens(batch: int = 4, pos: int = 9, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, VOCAB, (batch, pos), generator=torch.Generator().manual_seed(seed))
 
 
 def edited(model: GPT, heads, means=None) -> GPT:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from interp_models import random_gpt
 
-from mechlearn.gpt import GPT, GPTConfig
+from mechlearn.gpt import GPT
 from mechlearn.gpt.interop import to_transformer_lens
 from mechlearn.interp.core import (
     check_head, check_hook_name, check_prompt_pair, check_scalar_metric, check_tokens, hook_name, model_spec,
@@ -17,12 +18,8 @@ tl_utils = pytest.importorskip("transformer_lens.utilities")
 
 
 def small(attn_only: bool = True, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    model = GPT(GPTConfig(d_vocab=23, n_ctx=12, d_model=16, n_layers=2, n_heads=2, attn_only=attn_only)).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3) if p.ndim > 1 else p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
+    return random_gpt(seed=seed, attn_only=attn_only, bias_std=0.1, d_vocab=23, n_ctx=12, d_model=16, n_layers=2,
+                      n_heads=2)
 
 
 @pytest.mark.parametrize("kind,layer", [("resid_pre", 0), ("resid_post", 1), ("z", 1), ("pattern", 0), ("q", 1),

@@ -14,10 +14,13 @@ import copy
 import pytest
 import torch
 from conftest import unchecked
+from interp_models import SMALL_VOCAB
+from interp_models import small_gpt as small
+from interp_models import small_tokens as tokens
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mechlearn.gpt import GPT, GPTConfig
+from mechlearn.gpt import GPT
 from mechlearn.gpt.interop import to_transformer_lens
 from mechlearn.interp.attribution import (
     dla_bias_terms, direct_logit_attribution, final_ln_params, logit_diff, logit_diff_directions,
@@ -28,22 +31,7 @@ from mechlearn.testing import EXACT, FLOAT64, assert_close
 
 pytest.importorskip("transformer_lens")
 
-VOCAB = 23
-
-
-def small(attn_only: bool, seed: int = 0) -> GPT:
-    """A float64 2-layer model with every weight (LayerNorm weights and biases too) far from its init."""
-    torch.manual_seed(seed)
-    cfg = GPTConfig(d_vocab=VOCAB, n_ctx=12, d_model=16, n_layers=2, n_heads=3, d_head=4, attn_only=attn_only)
-    model = GPT(cfg).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3) if p.ndim > 1 else p.add_(torch.randn_like(p) * 0.2)
-    return model.eval()
-
-
-def tokens(batch: int = 4, pos: int = 9, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, VOCAB, (batch, pos), generator=torch.Generator().manual_seed(seed))
+VOCAB = SMALL_VOCAB
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["attn_only", "with_mlp"])

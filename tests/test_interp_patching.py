@@ -26,10 +26,11 @@ import contextlib
 import pytest
 import torch
 from conftest import unchecked
+from interp_models import random_gpt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mechlearn.gpt import GPT, GPTConfig
+from mechlearn.gpt import GPT
 from mechlearn.gpt.interop import to_transformer_lens
 from mechlearn.interp.core import hook_name, run_with_cache, run_with_hooks, weights
 from mechlearn.interp.patching import (
@@ -46,13 +47,8 @@ CORRECT, WRONG = 3, 5
 
 
 def small(attn_only: bool, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    cfg = GPTConfig(d_vocab=D_VOCAB, n_ctx=10, d_model=16, n_layers=N_LAYERS, n_heads=N_HEADS, attn_only=attn_only)
-    model = GPT(cfg).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.4) if p.ndim > 1 else p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
+    return random_gpt(seed=seed, attn_only=attn_only, weight_std=0.4, bias_std=0.1, d_vocab=D_VOCAB, n_ctx=10,
+                      d_model=16, n_layers=N_LAYERS, n_heads=N_HEADS)
 
 
 def metric(logits):
