@@ -1,0 +1,27 @@
+"""Run the SAE recipes: ``python -m mechlearn.sae RECIPE [--out DIR] [--quick]``.
+
+Each recipe trains with fixed seeds and writes small checkpoints into ``DIR`` with manifests
+(config, seed, metrics, steps, seconds, sha256). ``DIR`` is ``--out``, the current directory by
+default, never the installed package: the shipped checkpoints in ``mechlearn/sae/checkpoints/``
+are not overwritten. ``--quick`` runs a short version (what the tests run).
+"""
+
+from __future__ import annotations
+
+from mechlearn._recipe_cli import run_recipe_cli
+
+RECIPES = {
+    "char_lm": ("mechlearn.sae.lm", "char_lm_sae_recipe"),
+    "frontier": ("mechlearn.sae.lm", "frontier_recipe"),
+}
+"""Recipe name → (module, function). Each function is called as ``fn(out_dir, quick=..., progress=True)``
+and returns its manifest."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: see `mechlearn._recipe_cli.run_recipe_cli`."""
+    return run_recipe_cli("python -m mechlearn.sae", __doc__.splitlines()[0], RECIPES, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
