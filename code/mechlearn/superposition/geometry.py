@@ -1,8 +1,180 @@
 """Feature norms, superposition (interference), feature dimensionality and neuron monosemanticity.
 
-Being written (issue 11).
+What Elhage et al. (2022), "Toy Models of Superposition", measure on a trained toy model, and what
+ARENA 1.5.4 plots. Every function takes the toy model's weights ``W`` with ARENA's shape
+``(n_inst, d_hidden, n_features)``: column ``W[k, :, i]`` is feature ``i``'s direction ``W_i`` in
+instance ``k``'s hidden space, so one call measures a whole sparsity sweep.
+
+* **Norm** ``‖W_i‖``: near 1 when the model represents feature ``i``, near 0 when it drops it.
+* **Superposition** ``Σ_{j≠i} (Ŵ_i·W_j)²`` (``Ŵ_i = W_i / ‖W_i‖``): how much of the other features
+  lands on feature ``i``'s direction. It is 0 when ``W_i`` is orthogonal to every other feature
+  (the feature has a dimension to itself) and grows as features share directions; the paper colours
+  its norm bars with it.
+* **Feature dimensionality** ``D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)²`` (the sum includes ``j = i``, so
+  ``D_i = ‖W_i‖² / (‖W_i‖² + superposition_i)``): the fraction of a hidden dimension feature ``i``
+  gets. Orthogonal features get 1, an antipodal pair 1/2 each, a triangle 2/3, a pentagon in 2-D
+  2/5, a tetrahedron in 3-D 3/4. Writing ``G = WᵀW``, ``D_i = G_ii² / (G²)_ii``, and by
+  Cauchy–Schwarz over ``G``'s eigenvectors ``D_i ≤ P_ii`` with ``P`` the projection onto ``G``'s
+  column space, so ``Σ_i D_i ≤ rank(W) ≤ d_hidden``: the dimensionalities share out the hidden
+  dimensions, which is why they settle at "sticky" fractions.
+* **Dimensions per feature** ``d_hidden / ‖W‖_F²``: ``‖W‖_F² = Σ_i ‖W_i‖²`` counts the features the
+  model represents (each about 1), so this is the hidden dimensions each one gets on average.
+* **Monosemantic neurons** (the neuron model ``ReLU(Wᵀ ReLU(Wx) + b)`` of the paper's "privileged
+  basis" section): row ``W[k, n, :]`` holds neuron ``n``'s input weights. Features are non-negative,
+  so only features with a *positive* weight can make the neuron fire; a neuron is monosemantic when
+  one feature carries at least `MONOSEMANTIC_SHARE` of its positive squared weight mass, dead when
+  that mass is below `DEAD_MASS` (it can hardly fire), polysemantic otherwise.
+
+A feature with ``W_i = 0`` has no direction: we set ``Ŵ_i = 0``, so its superposition and its
+dimensionality are 0 (it occupies no dimension). The scale-free measures are computed on ``W``
+divided by each instance's largest entry, so they neither overflow nor underflow.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+__all__ = [
+    "MONOSEMANTIC_SHARE",
+    "DEAD_MASS",
+    "check_toy_weights",
+    "feature_norms",
+    "superposition_scores",
+    "feature_dimensionality",
+    "dimensions_per_feature",
+    "neuron_feature_shares",
+    "neuron_counts",
+]
+
+MONOSEMANTIC_SHARE = 0.9
+"""A neuron is monosemantic when one feature carries at least this share of its positive squared weights."""
+DEAD_MASS = 1e-3
+"""A neuron whose positive squared input weights sum to less than this is dead (it can hardly fire)."""
+
+
+def check_toy_weights(W: Tensor) -> Tensor:
+    """``W`` as given, after checking it is a finite, non-empty ``(n_inst, d_hidden, n_features)`` float tensor.
+
+    Raises:
+        TypeError: ``W`` is not a floating-point torch tensor.
+        ValueError: ``W`` is not 3-D, has an empty axis, or holds NaN or ±inf.
+    """
+    if not isinstance(W, Tensor):
+        raise TypeError(f"W should be a torch.Tensor of shape (n_inst, d_hidden, n_features), got {type(W).__name__}")
+    if not W.is_floating_point():
+        raise TypeError(f"W should be a floating-point tensor, got dtype {W.dtype}")
+    if W.ndim != 3:
+        raise ValueError(
+            f"W should be 3-D (n_inst, d_hidden, n_features) as in ARENA's toy model, got shape {tuple(W.shape)}"
+            + (" (add an instance axis: W[None])" if W.ndim == 2 else "")
+        )
+    if 0 in W.shape:
+        raise ValueError(f"W should have at least one instance, hidden dimension and feature, got shape {tuple(W.shape)}")
+    if not bool(torch.isfinite(W).all()):
+        raise ValueError("W should be finite, got NaN or ±inf entries")
+    return W
+
+
+def _scaled(W: Tensor) -> tuple[Tensor, Tensor]:
+    """``(W / s, s)`` with ``s`` each instance's largest ``|entry|`` (1 for an all-zero instance), shape (n_inst, 1, 1)."""
+    s = W.detach().abs().amax(dim=(1, 2), keepdim=True)
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    return W / s, s
+
+
+def _projections(W: Tensor) -> Tensor:
+    """``(Ŵ_i · W_j)`` for every pair, shape (n_inst, n_features i, n_features j); ``Ŵ_i = 0`` where ``W_i = 0``."""
+    norms = torch.linalg.vector_norm(W, dim=1, keepdim=True)  # (n_inst, 1, n_features)
+    W_hat = W / torch.where(norms > 0, norms, torch.ones_like(norms))
+    return torch.einsum("khi,khj->kij", W_hat, W)
+
+
+def feature_norms(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, "n_inst n_features"]:
+    """``‖W_i‖`` for every feature of every instance, shape ``(n_inst, n_features)``."""
+    W, s = _scaled(check_toy_weights(W))
+    return torch.linalg.vector_norm(W, dim=1) * s[:, 0]
+
+
+def superposition_scores(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, "n_inst n_features"]:
+    """``Σ_{j≠i} (Ŵ_i · W_j)²``: how much the other features interfere along feature ``i``'s direction.
+
+    0 for a feature orthogonal to all the others (and for a zero feature); for unit features it is
+    the sum of squared cosines with the others. Shape ``(n_inst, n_features)``.
+    """
+    W, s = _scaled(check_toy_weights(W))
+    proj2 = _projections(W) ** 2
+    off_diagonal = proj2.sum(-1) - torch.diagonal(proj2, dim1=1, dim2=2)
+    return off_diagonal.clamp_min(0.0) * s[:, 0] ** 2
+
+
+def feature_dimensionality(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, "n_inst n_features"]:
+    """``D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)²`` (Elhage et al. 2022, "Feature dimensionality"), in ``[0, 1]``.
+
+    The fraction of a hidden dimension feature ``i`` occupies: 1 alone in its dimension, 1/2 in an
+    antipodal pair, 2/5 in a pentagon. 0 for a zero feature. Per instance, ``Σ_i D_i ≤ d_hidden``.
+    Shape ``(n_inst, n_features)``.
+    """
+    W, _ = _scaled(check_toy_weights(W))
+    norms2 = (W**2).sum(1)
+    denominator = (_projections(W) ** 2).sum(-1)  # includes j = i, which equals ‖W_i‖²
+    return torch.where(norms2 > 0, norms2 / torch.where(norms2 > 0, denominator, torch.ones_like(denominator)),
+                       torch.zeros_like(norms2))
+
+
+def dimensions_per_feature(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, " n_inst"]:
+    """``d_hidden / ‖W‖_F²`` per instance: hidden dimensions per represented feature.
+
+    ``‖W‖_F² = Σ_i ‖W_i‖²`` is about the number of features the model represents (each with norm
+    near 1). ``inf`` for an all-zero instance (no feature represented). Shape ``(n_inst,)``.
+    """
+    W, s = _scaled(check_toy_weights(W))
+    frob2 = (W**2).sum((1, 2)) * s[:, 0, 0] ** 2
+    d_hidden = torch.tensor(float(W.shape[1]), dtype=W.dtype, device=W.device)
+    return torch.where(frob2 > 0, d_hidden / frob2, torch.full_like(frob2, float("inf")))
+
+
+def neuron_feature_shares(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+) -> Float[Tensor, "n_inst d_hidden n_features"]:
+    """Each feature's share of each neuron's positive squared input weight: ``relu(W_ni)² / Σ_j relu(W_nj)²``.
+
+    For the neuron model, whose hidden layer is ``ReLU(W x)`` with ``x ≥ 0``: only features with a
+    positive weight can make neuron ``n`` fire. A neuron with no positive weight gets shares 0.
+    Shape ``(n_inst, d_hidden, n_features)``; each live neuron's shares sum to 1.
+    """
+    W, _ = _scaled(check_toy_weights(W))
+    mass = W.clamp_min(0.0) ** 2
+    total = mass.sum(-1, keepdim=True)
+    return mass / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def neuron_counts(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+    threshold: float | int = MONOSEMANTIC_SHARE,
+    dead_mass: float | int = DEAD_MASS,
+) -> dict[str, Int[Tensor, " n_inst"]]:
+    """How many neurons of each instance are monosemantic, polysemantic or dead.
+
+    Neuron ``n`` (row ``W[k, n, :]``) is *dead* when ``Σ_i relu(W_ni)² < dead_mass``, *monosemantic*
+    when it is not dead and its largest `neuron_feature_shares` entry is at least ``threshold``,
+    and *polysemantic* otherwise. The three counts add up to ``d_hidden``.
+
+    Returns:
+        ``{"monosemantic": (n_inst,), "polysemantic": (n_inst,), "dead": (n_inst,)}`` int64 tensors.
+
+    Raises:
+        ValueError: ``threshold`` is not in (0.5, 1] (at or below 1/2 two features could both be
+            "the" feature) or ``dead_mass`` is negative or not finite.
+    """
+    check_toy_weights(W)
+    if isinstance(threshold, bool) or not isinstance(threshold, (float, int)) or not 0.5 < threshold <= 1:
+        raise ValueError(f"threshold should be a share in (0.5, 1], got {threshold!r}")
+    if isinstance(dead_mass, bool) or not isinstance(dead_mass, (float, int)) or not 0 <= dead_mass < float("inf"):
+        raise ValueError(f"dead_mass should be a finite non-negative number, got {dead_mass!r}")
+    dead = (W.clamp_min(0.0) ** 2).sum(-1) < dead_mass
+    top_share = neuron_feature_shares(W).amax(-1)
+    mono = ~dead & (top_share >= threshold)
+    poly = ~dead & ~mono
+    return {"monosemantic": mono.sum(-1), "polysemantic": poly.sum(-1), "dead": dead.sum(-1)}
