@@ -152,14 +152,14 @@ def steering_hook(sae: SAE, latent: int, coefficient: float | int, positions: Po
     coefficient = _check_coefficient(coefficient)
     positions = _check_positions(positions)
 
-    def hook(act: Tensor, hook_point: Any) -> Tensor:
-        _check_activation(act, sae, hook_point.name)
+    def steer(act: Tensor, hook: Any) -> Tensor:
+        _check_activation(act, sae, hook.name)
         direction = sae.W_dec[latent].detach()
         if positions is None:
             return act + coefficient * direction
         return act + coefficient * _position_mask(positions, act.shape[1], act) * direction
 
-    return hook
+    return steer
 
 
 def steer_with_latent(
@@ -237,8 +237,8 @@ def ablation_hook(
     latents = _check_latents(sae, latents)
     positions = _check_positions(positions)
 
-    def hook(act: Tensor, hook_point: Any) -> Tensor:
-        _check_activation(act, sae, hook_point.name)
+    def ablate(act: Tensor, hook: Any) -> Tensor:
+        _check_activation(act, sae, hook.name)
         f = sae.encode(act)
         keep = torch.ones(act.shape[1], sae.d_sae, dtype=f.dtype)  # (pos, d_sae)
         keep[:, latents] = 1.0 - _position_mask(positions, act.shape[1], f)
@@ -247,7 +247,7 @@ def ablation_hook(
             return ablated
         return act + (ablated - sae.decode(f))
 
-    return hook
+    return ablate
 
 
 def ablate_latent(
@@ -278,8 +278,8 @@ def _active_latents(model: Any, sae: SAE, tokens: Tensor, hook: str, positions: 
     """``(d_sae,)`` activations summed over batch and the chosen positions (> 0 where a latent fires)."""
     found: dict[str, Tensor] = {}
 
-    def read(act: Tensor, hook_point: Any) -> None:
-        _check_activation(act, sae, hook_point.name)
+    def read(act: Tensor, hook: Any) -> None:
+        _check_activation(act, sae, hook.name)
         f = sae.encode(act)
         found["f"] = (f * _position_mask(positions, act.shape[1], f)).abs().sum(dim=(0, 1))
 
@@ -323,7 +323,7 @@ def latent_ablation_effects(
     todo = [i for i in chosen if fires[i]]
     effects = torch.zeros(sae.d_sae, dtype=clean.dtype)
     batch, n_pos = tokens.shape
-    step = copies_per_forward or max(1, _ROWS_PER_FORWARD // (batch * n_pos))
+    step = max(1, _ROWS_PER_FORWARD // (batch * n_pos)) if copies_per_forward is None else copies_per_forward
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
         raise ValueError(f"copies_per_forward should be a positive int or None, got {copies_per_forward!r}")
     for start in range(0, len(todo), step):
@@ -340,8 +340,8 @@ def _ablate_copies(
     """The metric of ``len(chunk)`` stacked copies of ``tokens``, copy ``c`` with latent ``chunk[c]`` zeroed."""
     n, batch = len(chunk), tokens.shape[0]
 
-    def ablate(act: Tensor, hook_point: Any) -> Tensor:
-        _check_activation(act, sae, hook_point.name)
+    def ablate(act: Tensor, hook: Any) -> Tensor:
+        _check_activation(act, sae, hook.name)
         x = act.view(n, batch, *act.shape[1:])  # (copy, batch, pos, d_in)
         f = sae.encode(x[0])[..., chunk]  # every copy has the same activation; (batch, pos, copy)
         f = f * _position_mask(positions, act.shape[1], f)
@@ -384,8 +384,8 @@ def latent_attribution(
     positions = _check_positions(positions)
     found: dict[str, Tensor] = {}
 
-    def splice(act: Tensor, hook_point: Any) -> Tensor:
-        _check_activation(act, sae, hook_point.name)
+    def splice(act: Tensor, hook: Any) -> Tensor:
+        _check_activation(act, sae, hook.name)
         f = sae.encode(act.detach()).detach().requires_grad_(True)
         found["f"] = f
         x_hat = sae.decode(f)
