@@ -38,7 +38,7 @@ from torch import Tensor, nn
 __all__ = ["SAEOutput", "SAE", "DECODER_NORM_EPS"]
 
 DECODER_NORM_EPS = 1e-8
-"""Added to a decoder row's norm before dividing by it, so an all-zero row does not become NaN."""
+"""The smallest norm a decoder row is divided by, so an all-zero row does not become NaN."""
 
 
 @dataclass
@@ -89,7 +89,7 @@ class SAE(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.d_in, self.d_sae = d_in, d_sae
         W_dec = torch.randn(d_sae, d_in, generator=generator)
-        W_dec /= W_dec.norm(dim=-1, keepdim=True) + DECODER_NORM_EPS
+        W_dec /= W_dec.norm(dim=-1, keepdim=True).clamp_min(DECODER_NORM_EPS)
         self.W_dec = nn.Parameter(W_dec)  # (d_sae, d_in): row i is latent i's direction
         self.W_enc = nn.Parameter(W_dec.T.clone())  # (d_in, d_sae): tied at initialisation
         self.b_enc = nn.Parameter(torch.zeros(d_sae))
@@ -136,7 +136,7 @@ class SAE(nn.Module):
     @torch.no_grad()
     def normalize_decoder(self) -> None:
         """Scale every row of ``W_dec`` to unit L2 norm, in place."""
-        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True) + DECODER_NORM_EPS
+        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(DECODER_NORM_EPS)
 
     def check_input(self, x: Any) -> None:
         """Raise a clear error unless ``x`` is a floating tensor ``(..., d_in)`` of the SAE's dtype.
