@@ -114,8 +114,14 @@ class JumpReLU(torch.autograd.Function):
         return grad_pre, _sum_to(grad_threshold, threshold), None
 
 
-def _check_pair(pre: Tensor, threshold: Tensor) -> None:
-    """Clear errors for a threshold that does not broadcast against the pre-activations."""
+def _check_pair(pre: Any, threshold: Any) -> None:
+    """Clear errors for non-float tensors and a threshold that does not match the pre-activations."""
+    for name, t in (("pre", pre), ("threshold", threshold)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} should be a floating-point torch.Tensor, got {type(t).__name__}"
+                            + (f" of dtype {t.dtype}" if isinstance(t, Tensor) else ""))
+    if pre.ndim == 0:
+        raise ValueError("pre should have shape (..., d_sae), got a scalar")
     if threshold.ndim > 1 or (threshold.ndim == 1 and pre.shape[-1:] != threshold.shape):
         raise ValueError(
             f"threshold should have shape (d_sae,) = {tuple(pre.shape[-1:])} to match the last axis of "

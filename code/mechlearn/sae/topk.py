@@ -49,8 +49,13 @@ def topk_activation(pre: Float[Tensor, "*batch d_sae"], k: int) -> Float[Tensor,
     Ties are broken as `torch.topk` breaks them.
 
     Raises:
+        TypeError: ``pre`` is not a floating-point tensor with at least one axis, or ``k`` not an int.
         ValueError: ``k`` is outside [1, d_sae].
     """
+    if not isinstance(pre, Tensor) or not pre.is_floating_point() or pre.ndim == 0:
+        raise TypeError("pre should be a floating-point torch.Tensor of shape (..., d_sae), got "
+                        + (f"shape {tuple(pre.shape)}, dtype {pre.dtype}" if isinstance(pre, Tensor)
+                           else type(pre).__name__))
     k = _check_k(k, pre.shape[-1])
     top = pre.topk(k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, top.indices, F.relu(top.values))
