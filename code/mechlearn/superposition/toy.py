@@ -106,7 +106,7 @@ def _per_feature(
 ) -> Tensor:
     """``value`` broadcast to ``(n_instances, n_features)`` as float32, checked to lie in ``[low, high]``."""
     shape = (cfg.n_instances, cfg.n_features)
-    tensor = torch.as_tensor(value, dtype=torch.float32)
+    tensor = torch.as_tensor(value, dtype=torch.float64)  # checked at full precision, stored as float32
     try:
         tensor = tensor.broadcast_to(shape)
     except RuntimeError:
@@ -121,7 +121,7 @@ def _per_feature(
         raise ValueError(
             f"{name} must lie in [{low:g}, {upper}], got {float(tensor[where]):g} at (instance, feature) = {where}"
         )
-    return tensor.clone()
+    return tensor.to(torch.float32)
 
 
 class ToyModel(nn.Module):
@@ -213,7 +213,7 @@ class ToyModel(nn.Module):
         return torch.where(present, magnitude, torch.zeros((), dtype=self.W.dtype, device=device))
 
     def loss_per_instance(
-        self, out: Float[Tensor, "batch inst feats"], features: Float[Tensor, "batch inst feats"]
+        self, out: Float[Tensor, "*batch inst feats"], features: Float[Tensor, "*batch inst feats"]
     ) -> Float[Tensor, " inst"]:
         """Importance-weighted squared error, averaged over the batch and the features, per instance."""
         self.check_features(features)
@@ -223,7 +223,7 @@ class ToyModel(nn.Module):
         return error.mean(dim=tuple(range(error.ndim - 2)) + (-1,))
 
     def loss(
-        self, out: Float[Tensor, "batch inst feats"], features: Float[Tensor, "batch inst feats"]
+        self, out: Float[Tensor, "*batch inst feats"], features: Float[Tensor, "*batch inst feats"]
     ) -> Float[Tensor, ""]:
         """ARENA's loss: ``loss_per_instance`` summed over instances (so each instance trains as if alone)."""
         return self.loss_per_instance(out, features).sum()
