@@ -60,7 +60,8 @@ def sae(model):
     return sae
 
 
-def _brute_force_top(a: torch.Tensor, k: int, left: int, right: int, no_overlap: bool) -> list[tuple[int, int]]:
+def _brute_force_top(a: torch.Tensor, k: int, left: int, right: int, no_overlap: bool,
+                     min_pos: int = 0) -> list[tuple[int, int]]:
     """Every position, sorted by (activation descending, flat index), taken greedily."""
     batch, n_pos = a.shape
     cells = [(float(a[b, p]), b * n_pos + p, b, p) for b in range(batch) for p in range(n_pos)]
@@ -69,6 +70,8 @@ def _brute_force_top(a: torch.Tensor, k: int, left: int, right: int, no_overlap:
     for act, _, b, p in cells:
         if act <= 0 or len(out) == k:
             break
+        if p < min_pos:
+            continue
         if no_overlap and any(b == ob and abs(p - op) <= left + right for ob, op in out):
             continue
         out.append((b, p))
@@ -86,15 +89,17 @@ def test_sae_acts_post_is_encode_of_the_cached_stream_as_in_transformer_lens(mod
                  name="latents vs encode(TransformerLens's cached stream)")
 
 
-@pytest.mark.parametrize("k,left,right,no_overlap", [(1, 0, 0, False), (7, 3, 2, False), (7, 3, 2, True),
-                                                      (50, 2, 5, True), (200, 0, 0, False)])
-def test_top_contexts_match_a_brute_force_loop(tokenizer, k, left, right, no_overlap):
+@pytest.mark.parametrize("k,left,right,no_overlap,min_pos", [
+    (1, 0, 0, False, 0), (7, 3, 2, False, 0), (7, 3, 2, True, 0), (50, 2, 5, True, 0), (200, 0, 0, False, 0),
+    (9, 3, 1, True, 4), (200, 0, 0, False, 10)])
+def test_top_contexts_match_a_brute_force_loop(tokenizer, k, left, right, no_overlap, min_pos):
     g = torch.Generator().manual_seed(k + left)
     acts = torch.relu(torch.randn(5, 11, 3, generator=g, dtype=torch.float64)).round(decimals=1)  # ties, zeros
     tokens = torch.randint(0, SMALL_VOCAB, (5, 11), generator=g)
     contexts = top_activating_contexts(tokens, acts, 1, tokenizer, k=k, left=left, right=right,
-                                       no_overlap=no_overlap)
-    expected = _brute_force_top(acts[..., 1], k, left, right, no_overlap)
+                                       no_overlap=no_overlap, min_pos=min_pos)
+    expected = _brute_force_top(acts[..., 1], k, left, right, no_overlap, min_pos)
+    assert (len(expected) > 0) and all(p >= min_pos for _, p in expected)
     assert [(c.batch, c.pos) for c in contexts] == expected
     for c in contexts:
         start, stop = max(0, c.pos - left), min(11, c.pos + right + 1)
@@ -297,9 +302,10 @@ INFORMATIVE = re.compile(r"should|expect|out of range|must|got", re.IGNORECASE)
 
 @FUZZ
 @given(latent=st.integers(-3, 45), k=st.integers(-2, 30), left=st.integers(-2, 6), right=st.integers(-2, 6),
+       min_pos=st.integers(-1, 5),
        batch=st.integers(0, 3), pos=st.integers(0, 7), d_sae=st.integers(1, 5), bad=st.sampled_from(
            ["none", "nan", "int", "1d"]))
-def test_fuzz_top_contexts_and_histogram(latent, k, left, right, batch, pos, d_sae, bad):
+def test_fuzz_top_contexts_and_histogram(latent, k, left, right, min_pos, batch, pos, d_sae, bad):
     tok = CharTokenizer(CHARS)
     g = torch.Generator().manual_seed(batch * 100 + pos * 10 + d_sae)
     tokens = torch.randint(0, SMALL_VOCAB, (batch, pos), generator=g)
@@ -310,7 +316,7 @@ def test_fuzz_top_contexts_and_histogram(latent, k, left, right, batch, pos, d_s
         acts = acts.long()
     elif bad == "1d":
         acts = acts.reshape(-1)
-    for fn, args in ((top_activating_contexts, (tokens, acts, latent, tok, k, left, right)),
+    for fn, args in ((top_activating_contexts, (tokens, acts, latent, tok, k, left, right, True, min_pos)),
                      (activation_histogram, (acts, latent, k))):
         try:
             out = unchecked(fn)(*args)
@@ -320,8 +326,9 @@ def test_fuzz_top_contexts_and_histogram(latent, k, left, right, batch, pos, d_s
         assert bad == "none" or (bad == "nan" and acts.numel() == 0)
         assert 0 <= latent < d_sae and k >= 1
         if fn is top_activating_contexts:
-            assert left >= 0 and right >= 0 and len(out) <= k
-            assert [(c.batch, c.pos) for c in out] == _brute_force_top(acts[..., latent], k, left, right, True)
+            assert left >= 0 and right >= 0 and min_pos >= 0 and len(out) <= k
+            assert [(c.batch, c.pos) for c in out] == _brute_force_top(acts[..., latent], k, left, right, True,
+                                                                       min_pos)
         else:
             assert int(out.counts.sum()) == int((acts[..., latent] > 0).sum())
 

@@ -201,6 +201,7 @@ def top_activating_contexts(
     left: int = 24,
     right: int = 8,
     no_overlap: bool = True,
+    min_pos: int = 0,
 ) -> list[ActivatingContext]:
     """The ``k`` token windows where ``latent`` fires hardest, strongest first.
 
@@ -211,15 +212,18 @@ def top_activating_contexts(
     shown. With ``no_overlap`` (ARENA's ``get_k_largest_indices(no_overlap=True)``) a position is
     skipped when its window would share a token with a window already taken, so a latent that
     fires on every space of a line does not fill the list with shifted copies of that line.
+    Positions before ``min_pos`` are skipped (ARENA's ``buffer``): the first characters of a
+    window have almost no context, and their unusual residual stream can top a latent's list.
 
     Raises:
-        ValueError: ``latent`` out of range, ``k < 1``, ``left`` or ``right`` negative, or
-            ``acts`` whose (batch, pos) differs from ``tokens``.
+        ValueError: ``latent`` out of range, ``k < 1``, ``left``, ``right`` or ``min_pos``
+            negative, or ``acts`` whose (batch, pos) differs from ``tokens``.
     """
     tokens, acts = _check_acts(tokens, acts)
     latent = _check_latent(latent, acts.shape[-1])
     k = _check_int(k, "k", 1)
     left, right = _check_int(left, "left", 0), _check_int(right, "right", 0)
+    min_pos = _check_int(min_pos, "min_pos", 0)
     a = acts[..., latent]
     n_pos = a.shape[1]
     flat = a.reshape(-1)
@@ -229,6 +233,8 @@ def top_activating_contexts(
         if flat[index] <= 0 or len(chosen) == k:
             break
         b, p = divmod(index, n_pos)
+        if p < min_pos:
+            continue
         if no_overlap and any(b == cb and abs(p - cp) <= left + right for cb, cp in chosen):
             continue
         chosen.append((b, p))
@@ -473,13 +479,15 @@ def latent_dashboard(
     bins: int = 30,
     title: str = "",
     fold_ln: bool = True,
+    min_pos: int = 0,
 ) -> LatentDashboard:
     """The dashboard of ``latent``: header, activation histogram, logit tables and top contexts.
 
     Args:
         tokens, acts: the tokens and the latents on them (`sae_acts_post`), computed once and
             shared by every dashboard.
-        k: how many contexts; ``left``, ``right``: their width (`top_activating_contexts`).
+        k: how many contexts; ``left``, ``right``: their width; ``min_pos``: the first position
+            a context may peak at (`top_activating_contexts`).
         n_logits: rows of each logit table (`latent_logit_effects`).
         title: a name for the latent, shown escaped in the header.
 
@@ -493,7 +501,8 @@ def latent_dashboard(
         raise ValueError(f"acts has {acts.shape[-1]} latents but the SAE has d_sae = {sae.d_sae}")
     latent = _check_latent(latent, sae.d_sae)
     logits = latent_logit_effects(model, sae, latent, tokenizer, k=n_logits, fold_ln=fold_ln)
-    contexts = top_activating_contexts(tokens, acts, latent, tokenizer, k=k, left=left, right=right)
+    contexts = top_activating_contexts(tokens, acts, latent, tokenizer, k=k, left=left, right=right,
+                                       min_pos=min_pos)
     hist = activation_histogram(acts, latent, bins=bins)
     max_act = contexts[0].activation if contexts else 0.0
     name = f" · {html.escape(title)}" if title else ""
