@@ -32,9 +32,15 @@ divided by each instance's largest entry, so they neither overflow nor underflow
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+
+from mechlearn._recipes import load_manifest, recipe_output_dir, write_manifest
 
 __all__ = [
     "MONOSEMANTIC_SHARE",
@@ -46,12 +52,23 @@ __all__ = [
     "dimensions_per_feature",
     "neuron_feature_shares",
     "neuron_counts",
+    "STICKY_FRACTIONS",
+    "sticky_share",
+    "CHECKPOINT_DIR",
+    "DIMENSIONALITY_SWEEP",
+    "dimensionality_recipe",
+    "load_dimensionality_sweep",
 ]
 
 MONOSEMANTIC_SHARE = 0.9
 """A neuron is monosemantic when one feature carries at least this share of its positive squared weights."""
 DEAD_MASS = 1e-3
 """A neuron whose positive squared input weights sum to less than this is dead (it can hardly fire)."""
+STICKY_FRACTIONS = ((1, 1), (3, 4), (2, 3), (1, 2), (2, 5), (3, 8))
+"""Dimensionalities ``(a, b)`` = a/b the paper finds features sticking to: a feature alone (1), in a
+tetrahedron (3/4), a triangle (2/3), an antipodal pair (1/2), a pentagon (2/5), a square antiprism (3/8)."""
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+"""Where the committed result of ``python -m mechlearn.superposition dimensionality`` ships."""
 
 
 def check_toy_weights(W: Tensor) -> Tensor:
@@ -178,3 +195,100 @@ def neuron_counts(
     mono = ~dead & (top_share >= threshold)
     poly = ~dead & ~mono
     return {"monosemantic": mono.sum(-1), "polysemantic": poly.sum(-1), "dead": dead.sum(-1)}
+
+
+def sticky_share(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+    tolerance: float | int = 0.02,
+    min_norm: float | int = 0.5,
+) -> Float[Tensor, " n_inst"]:
+    """The share of each instance's represented features whose dimensionality is near a sticky fraction.
+
+    A feature is represented when ``‖W_i‖ ≥ min_norm``; it is near a fraction when ``|D_i - a/b| <
+    tolerance`` for some ``(a, b)`` in `STICKY_FRACTIONS`. For comparison, dimensionalities spread
+    uniformly over [0, 1] would land near one with probability about ``0.22`` at ``tolerance = 0.02``.
+    An instance with no represented feature gets 0.
+
+    Raises:
+        ValueError: ``tolerance`` is not in (0, 0.5] or ``min_norm`` is negative or not finite.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (float, int)) or not 0 < tolerance <= 0.5:
+        raise ValueError(f"tolerance should be in (0, 0.5], got {tolerance!r}")
+    if isinstance(min_norm, bool) or not isinstance(min_norm, (float, int)) or not 0 <= min_norm < float("inf"):
+        raise ValueError(f"min_norm should be a finite non-negative number, got {min_norm!r}")
+    D = feature_dimensionality(W)
+    fractions = torch.tensor([a / b for a, b in STICKY_FRACTIONS], dtype=D.dtype, device=D.device)
+    near = (D[..., None] - fractions).abs().amin(-1) < tolerance
+    represented = feature_norms(W) >= min_norm
+    count = represented.sum(-1)
+    share = (near & represented).sum(-1).to(D.dtype) / count.clamp_min(1).to(D.dtype)
+    return torch.where(count > 0, share, torch.zeros_like(share))
+
+
+DIMENSIONALITY_SWEEP: dict[str, Any] = {
+    "n_instances": 20, "n_features": 100, "d_hidden": 10, "probability_ratio": 20.0,
+    "steps": 3000, "batch_size": 512, "lr": 1e-2, "lr_schedule": "constant", "seed": 0,
+}
+"""The committed sweep: ARENA 1.5.4's feature-geometry run (200 features, 20 hidden dimensions, 20
+instances with feature probability ``20^-t``, ``t`` evenly spaced in [0, 1], uniform importance) at
+half the width (100 features in 10 dimensions, the same ratio) with a smaller batch, fewer steps and
+a larger learning rate, so it trains in minutes on one CPU core."""
+_QUICK_SWEEP = {**DIMENSIONALITY_SWEEP, "n_instances": 4, "n_features": 20, "d_hidden": 4, "steps": 30,
+                "batch_size": 64}
+_MAKE_WITH = "python -m mechlearn.superposition dimensionality --out {folder}"
+
+
+def dimensionality_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train the `DIMENSIONALITY_SWEEP` toy models; write ``dimensionality.pt`` and its manifest into ``out_dir``.
+
+    The checkpoint holds ``W`` ``(n_inst, d_hidden, n_features)``, ``b_final`` and the per-instance
+    ``feature_probability``. The manifest's ``metrics`` give, per instance, the dimensions per feature,
+    the number of represented features (norm ≥ 0.5), the `sticky_share` and the final loss.
+    ``quick`` trains a 4-instance, 20-feature sweep for 30 steps (a smoke test). ``progress`` is
+    accepted for the recipe interface (the run prints nothing).
+
+    Raises:
+        ValueError: ``out_dir`` is inside the ``mechlearn`` package.
+    """
+    from mechlearn.superposition.toy import ToyConfig, ToyModel, train_toy
+
+    out = recipe_output_dir(out_dir)
+    cfg = _QUICK_SWEEP if quick else DIMENSIONALITY_SWEEP
+    toy = ToyConfig(n_instances=cfg["n_instances"], n_features=cfg["n_features"], d_hidden=cfg["d_hidden"])
+    p = cfg["probability_ratio"] ** -torch.linspace(0, 1, cfg["n_instances"])
+    model = ToyModel(toy, feature_probability=p[:, None], generator=torch.Generator().manual_seed(cfg["seed"]))
+    start = time.process_time()
+    history = train_toy(model, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                        generator=torch.Generator().manual_seed(cfg["seed"] + 1), lr_schedule=cfg["lr_schedule"],
+                        log_every=max(1, cfg["steps"] // 20))
+    seconds = time.process_time() - start
+    W = model.W.detach().clone()
+    ckpt = out / "dimensionality.pt"
+    torch.save({"W": W, "b_final": model.b_final.detach().clone(), "feature_probability": p}, ckpt)
+    metrics = {
+        "dimensions_per_feature": dimensions_per_feature(W).tolist(),
+        "represented": (feature_norms(W) >= 0.5).sum(-1).tolist(),
+        "sticky_share": sticky_share(W).tolist(),
+        "final_loss_per_instance": history["loss_per_instance"][-1].tolist(),
+    }
+    return write_manifest(
+        ckpt, name="dimensionality", recipe="mechlearn.superposition.geometry.dimensionality_recipe",
+        config=cfg, seed=cfg["seed"], metrics=metrics, steps=cfg["steps"], seconds=round(seconds, 2),
+        seconds_kind="CPU seconds (process time), one thread", threads=torch.get_num_threads(),
+        torch=torch.__version__, quick=quick, loss_history={"step": history["step"], "loss": history["loss"]},
+    )
+
+
+def load_dimensionality_sweep(
+    directory: str | Path | None = None,
+) -> tuple[Float[Tensor, "n_inst d_hidden n_features"], Float[Tensor, " n_inst"], dict[str, Any]]:
+    """``(W, feature_probability, manifest)`` of the committed sweep (or of a recipe's ``--out`` folder).
+
+    Raises:
+        FileNotFoundError: no ``dimensionality.pt`` with manifest there (the message says how to make one).
+        ValueError: the checkpoint does not match its manifest's sha256.
+    """
+    folder = CHECKPOINT_DIR if directory is None else Path(directory)
+    ckpt, manifest = load_manifest("dimensionality", folder, _MAKE_WITH.format(folder=folder))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    return state["W"], state["feature_probability"], manifest

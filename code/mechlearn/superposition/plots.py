@@ -30,6 +30,7 @@ from torch import Tensor
 
 from mechlearn._optional import require
 from mechlearn.superposition.geometry import (
+    STICKY_FRACTIONS,
     check_toy_weights,
     dimensions_per_feature,
     feature_dimensionality,
@@ -39,7 +40,6 @@ from mechlearn.superposition.geometry import (
 
 __all__ = [
     "FIGURE_WIDTH",
-    "STICKY_FRACTIONS",
     "gram_figure",
     "features_2d_figure",
     "norms_figure",
@@ -49,10 +49,6 @@ __all__ = [
 
 FIGURE_WIDTH = 680
 """Width of every figure in pixels (a 7-inch text column)."""
-STICKY_FRACTIONS = ((1, 1), (3, 4), (2, 3), (1, 2), (2, 5), (3, 8))
-"""The dimensionality fractions ``(a, b)`` = a/b that `dimensionality_figure` marks with guide lines:
-a feature alone (1), in a tetrahedron (3/4), a triangle (2/3), an antipodal pair (1/2), a pentagon (2/5),
-a square antiprism (3/8)."""
 _FONT = {"size": 11}
 _MAX_COLS = 4
 
@@ -251,7 +247,7 @@ def dimensionality_figure(
     The x axis is ``1 / (1 - S)`` = ``1 / feature_probability`` (log scale, sparser to the right); a
     line joins the instances' `dimensions_per_feature`; each instance's `feature_dimensionality`
     values are scattered around its x (spread by feature index, deterministically) in grey; dotted
-    guide lines mark `STICKY_FRACTIONS`.
+    guide lines mark `mechlearn.superposition.geometry.STICKY_FRACTIONS`.
 
     Args:
         W: the toy model's weights, one instance per sparsity.
