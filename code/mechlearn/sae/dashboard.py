@@ -364,11 +364,12 @@ _CSS = """<style>
  font-size:.85rem;line-height:1.35}
 .mlsae-head{margin-bottom:.35rem}.mlsae-head b{font-size:.95rem}
 .mlsae-note{opacity:.75}
-.mlsae-row{display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;align-items:flex-start}
+.mlsae-row{display:flex;flex-wrap:wrap;gap:.4rem 1.6rem;align-items:flex-start}
 .mlsae-row svg{overflow:visible}
-.mlsae-tab{border-collapse:collapse;font-size:.8rem}
-.mlsae-tab th{font-weight:600;text-align:left;padding:0 .5rem .1rem 0;border-bottom:1px solid rgba(128,128,128,.4)}
-.mlsae-tab td{padding:0 .5rem 0 0;font-variant-numeric:tabular-nums}
+.mlsae-tab{display:grid;grid-template-columns:auto auto;column-gap:.7rem;font-size:.8rem;
+ font-variant-numeric:tabular-nums}
+.mlsae-tab .mlsae-th{grid-column:1/3;font-weight:600;border-bottom:1px solid rgba(128,128,128,.4);margin-bottom:.1rem}
+.mlsae-tab span:nth-child(odd):not(.mlsae-th){text-align:right}
 .mlsae-tab code,.mlsae-ctx code{background:none;color:inherit;padding:0;font-size:.8rem}
 .mlsae-ctxs{margin-top:.4rem}
 .mlsae-ctx{display:flex;gap:.6rem;white-space:pre;overflow-x:auto}
@@ -438,9 +439,10 @@ def _histogram_svg(hist: ActivationHistogram, width: int = 230, height: int = 96
 
 
 def _logit_table(title: str, tokens: list[str], values: list[float]) -> str:
-    rows = "".join(f"<tr><td><code>{_visible(t)[0]}</code></td><td>{v:+.3f}</td></tr>"
-                   for t, v in zip(tokens, values))
-    return f'<table class="mlsae-tab"><tr><th>{title}</th><th></th></tr>{rows}</table>'
+    # a grid of divs, not a <table>: Quarto restyles every table on a page
+    cells = "".join(f"<span><code>{_visible(t)[0]}</code></span><span>{v:+.3f}</span>"
+                    for t, v in zip(tokens, values))
+    return f'<div class="mlsae-tab"><span class="mlsae-th">{title}</span>{cells}</div>'
 
 
 @dataclass(frozen=True)
