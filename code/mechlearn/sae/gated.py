@@ -80,26 +80,28 @@ class GatedSAE(SAE):
 
     @property
     def W_mag(self) -> Float[Tensor, "d_in d_sae"]:
-        """The magnitude path's weights, ``W_gate ⊙ exp(r_mag)``: column i is column i of W_gate rescaled."""
+        """The magnitude path's weights ``W_gate ⊙ exp(r_mag)`` (columns rescaled)."""
         return self.W_gate * self.r_mag.exp()
 
     def gate_pre_activations(self, x: Float[Tensor, "*batch d_in"]) -> Float[Tensor, "*batch d_sae"]:
         """``π_gate = (x − b_dec) W_gate + b_gate``."""
         return (x - self.b_dec) @ self.W_gate + self.b_gate
 
-    def magnitude_pre_activations(self, x: Float[Tensor, "*batch d_in"]) -> Float[Tensor, "*batch d_sae"]:
+    def magnitude_pre_activations(
+        self, x: Float[Tensor, "*batch d_in"]
+    ) -> Float[Tensor, "*batch d_sae"]:
         """``π_mag = (x − b_dec) W_mag + b_mag``."""
         return (x - self.b_dec) @ self.W_mag + self.b_mag
 
     def encode(self, x: Float[Tensor, "*batch d_in"]) -> Float[Tensor, "*batch d_sae"]:
-        """``f = 1[π_gate > 0] ⊙ ReLU(π_mag)``: the gate picks the latents, the magnitude path sizes them."""
+        """``f = 1[π_gate > 0] ⊙ ReLU(π_mag)``: the gate picks latents, π_mag sizes them."""
         gate = (self.gate_pre_activations(x) > 0).to(x.dtype)
         return gate * F.relu(self.magnitude_pre_activations(x))
 
     def sparsity_loss(
         self, x: Float[Tensor, "*batch d_in"], latents: Float[Tensor, "*batch d_sae"]
     ) -> Float[Tensor, ""]:
-        """``λ · mean over examples of ‖ReLU(π_gate)‖₁``: the penalty sees the gate, never the magnitudes."""
+        """``λ · mean over examples of ‖ReLU(π_gate)‖₁``: the penalty sees only the gate."""
         return self.l1_coefficient * F.relu(self.gate_pre_activations(x)).sum(-1).mean()
 
     def auxiliary_loss(
@@ -108,8 +110,13 @@ class GatedSAE(SAE):
         latents: Float[Tensor, "*batch d_sae"],
         x_hat: Float[Tensor, "*batch d_in"],
     ) -> Float[Tensor, ""]:
-        """``mean ‖x − (ReLU(π_gate) W_dec + b_dec)‖²`` with the decoder frozen (no gradient to it)."""
-        via_gate = F.relu(self.gate_pre_activations(x)) @ self.W_dec.detach() + self.b_dec.detach()
+        """``mean ‖x − (ReLU(π_gate) W_dec + b_dec)‖²`` through a frozen decoder.
+
+        ``W_dec`` and ``b_dec`` are detached here: this term trains the gate only (``b_dec``
+        still gets its gradient through the centring ``x − b_dec``).
+        """
+        gate = F.relu(self.gate_pre_activations(x))
+        via_gate = gate @ self.W_dec.detach() + self.b_dec.detach()
         return (x - via_gate).pow(2).sum(-1).mean()
 
     def config(self) -> dict[str, Any]:

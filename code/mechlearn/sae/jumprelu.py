@@ -76,17 +76,18 @@ class Heaviside(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-        """1[pre > threshold] in ``pre``'s dtype; saves what the backward needs."""
+        """1[pre > threshold] in ``pre``'s dtype; saves what backward needs."""
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
         return (pre > threshold).to(pre.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, Tensor, None]:
-        """Zero for ``pre``; the kernel pseudo-derivative for ``threshold``; nothing for ``bandwidth``."""
+        """Zero for ``pre``; the kernel pseudo-derivative for ``threshold``."""
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        grad_threshold = -(1.0 / eps) * rectangle((pre - threshold) / eps) * grad_output
+        kernel = rectangle((pre - threshold) / eps)
+        grad_threshold = -(1.0 / eps) * kernel * grad_output
         return torch.zeros_like(pre), _sum_to(grad_threshold, threshold), None
 
 
@@ -99,18 +100,19 @@ class JumpReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-        """pre · 1[pre > threshold]; saves what the backward needs."""
+        """pre · 1[pre > threshold]; saves what backward needs."""
         ctx.save_for_backward(pre, threshold)
         ctx.bandwidth = bandwidth
         return pre * (pre > threshold).to(pre.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, Tensor, None]:
-        """The step for ``pre``; the kernel pseudo-derivative for ``threshold``; nothing for ``bandwidth``."""
+        """The step for ``pre``; the kernel pseudo-derivative for ``threshold``."""
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         grad_pre = (pre > threshold).to(pre.dtype) * grad_output
-        grad_threshold = -(threshold / eps) * rectangle((pre - threshold) / eps) * grad_output
+        kernel = rectangle((pre - threshold) / eps)
+        grad_threshold = -(threshold / eps) * kernel * grad_output
         return grad_pre, _sum_to(grad_threshold, threshold), None
 
 
@@ -197,15 +199,18 @@ class JumpReLUSAE(SAE):
         return (x - self.b_dec) @ self.W_enc + self.b_enc
 
     def encode(self, x: Float[Tensor, "*batch d_in"]) -> Float[Tensor, "*batch d_sae"]:
-        """``f = JumpReLU_θ(π)``: π where it exceeds its latent's threshold, 0 elsewhere."""
+        """``f = JumpReLU_θ(π)``: π where it exceeds its latent's threshold, else 0."""
         return JumpReLU.apply(self.pre_activations(x), self.threshold, self.bandwidth)
 
     def sparsity_loss(
         self, x: Float[Tensor, "*batch d_in"], latents: Float[Tensor, "*batch d_sae"]
     ) -> Float[Tensor, ""]:
-        """``λ · mean over examples of Σ_i H(π_i − θ_i)``: λ times the mean L0, θ-gradient by the estimator."""
-        l0 = Heaviside.apply(self.pre_activations(x), self.threshold, self.bandwidth).sum(-1)
-        return self.sparsity_coefficient * l0.mean()
+        """``λ · mean over examples of Σ_i H(π_i − θ_i)``: λ times the mean L0.
+
+        Its θ-gradient comes from the straight-through estimator; π gets none.
+        """
+        step = Heaviside.apply(self.pre_activations(x), self.threshold, self.bandwidth)
+        return self.sparsity_coefficient * step.sum(-1).mean()
 
     def config(self) -> dict[str, Any]:
         """`SAE.config` plus ``sparsity_coefficient``, ``bandwidth`` and ``threshold_init``."""

@@ -43,8 +43,10 @@ def _check_k(k: Any, d_sae: int, name: str = "k") -> int:
     return k
 
 
-def topk_activation(pre: Float[Tensor, "*batch d_sae"], k: int) -> Float[Tensor, "*batch d_sae"]:
-    """``ReLU(TopK_k(pre))``: the k largest entries of each row of ``pre`` through a ReLU, zeros elsewhere.
+def topk_activation(
+    pre: Float[Tensor, "*batch d_sae"], k: int
+) -> Float[Tensor, "*batch d_sae"]:
+    """``ReLU(TopK_k(pre))``: each row's k largest entries through a ReLU, zeros elsewhere.
 
     Ties are broken as `torch.topk` breaks them.
 
@@ -53,9 +55,9 @@ def topk_activation(pre: Float[Tensor, "*batch d_sae"], k: int) -> Float[Tensor,
         ValueError: ``k`` is outside [1, d_sae].
     """
     if not isinstance(pre, Tensor) or not pre.is_floating_point() or pre.ndim == 0:
-        raise TypeError("pre should be a floating-point torch.Tensor of shape (..., d_sae), got "
-                        + (f"shape {tuple(pre.shape)}, dtype {pre.dtype}" if isinstance(pre, Tensor)
-                           else type(pre).__name__))
+        got = (f"shape {tuple(pre.shape)}, dtype {pre.dtype}" if isinstance(pre, Tensor)
+               else type(pre).__name__)
+        raise TypeError(f"pre should be a floating-point torch.Tensor (..., d_sae), got {got}")
     k = _check_k(k, pre.shape[-1])
     top = pre.topk(k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, top.indices, F.relu(top.values))
