@@ -16,9 +16,10 @@ Anthropic's remedy ("Towards Monosemanticity", appendix "Neuron resampling"; `re
 points each dead latent at an input the SAE reconstructs badly: draw inputs with probability
 proportional to the square of their reconstruction error ``‖x − x̂‖²``; set the dead latent's decoder
 row to the (centred) input, normalised; set its encoder column to the same direction scaled to 0.2
-times the mean encoder norm of the alive latents (small, so it starts firing only on inputs close to
-that one) and its encoder bias to 0; and reset Adam's moment estimates for exactly those entries, so
-stale momentum from the dead latent does not throw the fresh one away.
+times the mean encoder norm of the alive latents (small, so the new latent's first contributions
+do not disturb the reconstruction the alive latents already give) and its encoder bias to 0; and
+reset Adam's moment estimates for exactly those entries, so stale momentum from the dead latent
+does not throw the fresh one away.
 """
 
 from __future__ import annotations
