@@ -161,14 +161,24 @@ def test_ablation_effects_match_a_loop_of_single_ablations(model, sae, tokens, p
     metric = logprob_metric(tokens)
     clean = metric(model(tokens))
     loop = torch.stack([metric(ablate_latent(model, sae, tokens, i, MID, positions)) - clean for i in range(D_SAE)])
-    effects = latent_ablation_effects(model, sae, tokens, metric, MID, positions)
+    effects = latent_ablation_effects(model, sae, tokens, metric, MID, positions)  # starts at block 1
     assert_close(effects, loop.detach(), FLOAT64, name=f"effects, positions={positions}")
     assert (effects != 0).sum() > D_SAE // 4, "most latents should matter on this SAE"
+    # the same stream one hook earlier: the copies run the whole model with a hook
+    whole = latent_ablation_effects(model, sae, tokens, metric, "blocks.0.hook_resid_post", positions)
+    assert_close(whole, effects, FLOAT64, name="whole forward pass with a hook")
     chunked = latent_ablation_effects(model, sae, tokens, metric, MID, positions, copies_per_forward=3)
     assert_close(chunked, effects, FLOAT64, name="three copies per forward")
     some = latent_ablation_effects(model, sae, tokens, metric, MID, positions, latents=[0, 5])
     assert_close(some[[0, 5]], effects[[0, 5]], FLOAT64, name="a subset")
     assert (some[[i for i in range(D_SAE) if i not in (0, 5)]] == 0).all()
+
+
+def test_ablation_effects_on_the_bridge(model, sae, tokens, bridge):
+    metric = logprob_metric(tokens)
+    ours = latent_ablation_effects(model, sae, tokens, metric, MID, latents=list(range(8)))
+    theirs = latent_ablation_effects(bridge, sae, tokens, metric, MID, latents=list(range(8)))
+    assert_close(theirs, ours, FLOAT64, name="bridge vs our GPT")
 
 
 # -- attribution patching -----------------------------------------------------------------------

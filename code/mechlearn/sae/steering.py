@@ -41,6 +41,7 @@ bridge), a hook name whose activations are ``(batch, pos, d_in)``, and an SAE fr
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -274,20 +275,6 @@ def ablate_latent(
     return run_with_hooks(model, tokens, [(hook, ablation_hook(sae, latent, positions, error_term=error_term))])
 
 
-def _active_latents(model: Any, sae: SAE, tokens: Tensor, hook: str, positions: list[int] | None) -> Tensor:
-    """``(d_sae,)`` activations summed over batch and the chosen positions (> 0 where a latent fires)."""
-    found: dict[str, Tensor] = {}
-
-    def read(act: Tensor, hook: Any) -> None:
-        _check_activation(act, sae, hook.name)
-        f = sae.encode(act)
-        found["f"] = (f * _position_mask(positions, act.shape[1], f)).abs().sum(dim=(0, 1))
-
-    with torch.no_grad():
-        run_with_hooks(model, tokens, [(hook, read)])
-    return found["f"]
-
-
 def latent_ablation_effects(
     model: Any,
     sae: SAE,
@@ -306,7 +293,9 @@ def latent_ablation_effects(
     effect exactly 0. They run ``copies_per_forward`` at a time (by default about 8192 token rows
     per forward pass), copy ``c`` of the batch with its own latent ``l_c`` zeroed: the decoder is
     affine, so copy ``c``'s activation moves by ``-f_{l_c} W_dec[l_c]`` at the chosen positions.
-    The metric is called on each copy's logits, of the same shape as the clean ones.
+    The metric is called on each copy's logits, of the same shape as the clean ones. On our `GPT`
+    at a ``blocks.L.hook_resid_pre`` hook, the copies start at block ``L`` (everything before the
+    hook is the same for all of them and runs once); elsewhere they run the whole model.
 
     Raises:
         KeyError: the model has no hook point ``hook``.
@@ -317,39 +306,52 @@ def latent_ablation_effects(
     _checked_metric(metric)
     positions = _check_positions(positions)
     chosen = _check_latents(sae, list(range(sae.d_sae)) if latents is None else list(latents))
-    with torch.no_grad():
-        clean = check_scalar_metric(metric(run_with_hooks(model, tokens, [])), "metric")
-    fires = _active_latents(model, sae, tokens, hook, positions) > 0
-    todo = [i for i in chosen if fires[i]]
-    effects = torch.zeros(sae.d_sae, dtype=clean.dtype)
     batch, n_pos = tokens.shape
     step = max(1, _ROWS_PER_FORWARD // (batch * n_pos)) if copies_per_forward is None else copies_per_forward
     if isinstance(step, bool) or not isinstance(step, int) or step < 1:
         raise ValueError(f"copies_per_forward should be a positive int or None, got {copies_per_forward!r}")
+    found: dict[str, Tensor] = {}
+
+    def read(act: Tensor, hook: Any) -> None:
+        _check_activation(act, sae, hook.name)
+        found["x"], found["f"] = act, sae.encode(act) * _position_mask(positions, act.shape[1], act)
+
+    with torch.no_grad():
+        clean = check_scalar_metric(metric(run_with_hooks(model, tokens, [(hook, read)])), "metric")
+    fires = found["f"].abs().sum(dim=(0, 1)) > 0
+    todo = [i for i in chosen if fires[i]]
+    effects = torch.zeros(sae.d_sae, dtype=clean.dtype)
     for start in range(0, len(todo), step):
         chunk = todo[start : start + step]
-        values = _ablate_copies(model, sae, tokens, metric, hook, positions, chunk)
-        effects[chunk] = values - clean
+        effects[chunk] = _ablate_copies(model, sae, tokens, metric, hook, found["x"], found["f"], chunk) - clean
     return effects
 
 
+def _start_block(model: Any, hook: str) -> int | None:
+    """``L`` if ``hook`` is our GPT's ``blocks.L.hook_resid_pre``, where a forward pass can start; else None."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_pre", hook)
+    return int(match.group(1)) if isinstance(model, GPT) and match else None
+
+
 def _ablate_copies(
-    model: Any, sae: SAE, tokens: Tensor, metric: Metric, hook: str, positions: list[int] | None,
-    chunk: list[int],
+    model: Any, sae: SAE, tokens: Tensor, metric: Metric, hook: str, x: Tensor, f: Tensor, chunk: list[int]
 ) -> Tensor:
-    """The metric of ``len(chunk)`` stacked copies of ``tokens``, copy ``c`` with latent ``chunk[c]`` zeroed."""
+    """The metric of ``len(chunk)`` copies of the batch, copy ``c`` with latent ``chunk[c]`` zeroed.
+
+    ``x`` is the clean activation at ``hook`` and ``f`` its latents, zero outside the ablated positions.
+    """
     n, batch = len(chunk), tokens.shape[0]
-
-    def ablate(act: Tensor, hook: Any) -> Tensor:
-        _check_activation(act, sae, hook.name)
-        x = act.view(n, batch, *act.shape[1:])  # (copy, batch, pos, d_in)
-        f = sae.encode(x[0])[..., chunk]  # every copy has the same activation; (batch, pos, copy)
-        f = f * _position_mask(positions, act.shape[1], f)
-        delta = torch.einsum("bpc,cd->cbpd", f, sae.W_dec[chunk])
-        return (x - delta).view_as(act)
-
+    delta = torch.einsum("bpc,cd->cbpd", f[..., chunk], sae.W_dec[chunk])  # (copy, batch, pos, d_in)
     with torch.no_grad():
-        logits = run_with_hooks(model, tokens.repeat(n, 1), [(hook, ablate)])
+        layer = _start_block(model, hook)
+        if layer is not None:  # start at block L: what comes before the hook is the same for every copy
+            resid = (x - delta).flatten(0, 1)
+            for block in model.blocks[layer:]:
+                resid, _ = block(resid)
+            logits = model.unembed(model.ln_final(resid))
+        else:
+            replace = lambda act, hook: (act.view_as(delta) - delta).view_as(act)  # noqa: E731
+            logits = run_with_hooks(model, tokens.repeat(n, 1), [(hook, replace)])
         return torch.stack([
             check_scalar_metric(metric(part), "metric") for part in logits.view(n, batch, *logits.shape[1:])
         ])
