@@ -186,7 +186,7 @@ def test_sum_bound_is_tight_and_can_fail():
 def test_neuron_counts_on_hand_made_weights():
     W = torch.tensor([[
         [1.0, 0.0, 0.0, -2.0],   # monosemantic: one positive weight (negative weights cannot fire it)
-        [0.9, 0.3, 0.0, 0.0],    # share 0.81/0.90 = 0.9: monosemantic at the default threshold (≥)
+        [0.9, 0.25, 0.0, 0.0],   # share 0.81/0.8725 = 0.93: monosemantic at 0.9, not at 0.95
         [0.5, 0.5, 0.5, 0.0],    # polysemantic
         [0.0, 0.0, 0.0, -1.0],   # dead: no positive weight
         [0.01, 0.0, 0.0, 0.0],   # dead: positive mass 1e-4 < 1e-3
@@ -197,7 +197,7 @@ def test_neuron_counts_on_hand_made_weights():
     assert strict["monosemantic"].tolist() == [1] and strict["polysemantic"].tolist() == [2]
     assert geo.neuron_counts(W, dead_mass=0.0)["monosemantic"].tolist() == [3]  # the tiny neuron is alive now
     shares = geo.neuron_feature_shares(W)
-    assert_close(shares[0, 1], [0.81 / 0.9, 0.09 / 0.9, 0.0, 0.0], FLOAT64, name="shares of neuron 1")
+    assert_close(shares[0, 1], [0.81 / 0.8725, 0.0625 / 0.8725, 0.0, 0.0], FLOAT64, name="shares of neuron 1")
     assert_close(shares[0, 3], [0.0] * 4, EXACT, name="a neuron with no positive weight")
     assert_close(shares.sum(-1)[0, :3], [1.0] * 3, FLOAT64, name="live shares sum to 1")
 
@@ -299,7 +299,7 @@ def test_dimensionality_figure():
     assert_close(np.array(line.y), geo.dimensions_per_feature(W).numpy(), FLOAT64, name="line = m / ‖W‖_F²")
     assert_close(np.sort(np.array(scatter.y)), np.sort(geo.feature_dimensionality(W).numpy().ravel()), FLOAT64,
                  name="scatter = D_i")
-    assert sorted(s.y0 for s in fig.layout.shapes) == sorted(a / b for a, b in plots.STICKY_FRACTIONS)
+    assert sorted(s.y0 for s in fig.layout.shapes) == sorted(a / b for a, b in geo.STICKY_FRACTIONS)
     assert fig.layout.xaxis.type == "log"
     with pytest.raises(ValueError, match="one value per instance"):
         unchecked(plots.dimensionality_figure)(W, [0.5, 0.1])
@@ -354,3 +354,58 @@ def test_fuzz_measures(shape, dtype, special, seed):
         values = out.values() if isinstance(out, dict) else [out]
         for v in values:
             assert v.shape[0] == W.shape[0] and not bool(torch.isnan(v.double()).any()), (fn.__name__, v)
+
+
+# -- sticky fractions and the dimensionality sweep -----------------------------------------
+
+
+def test_sticky_share_on_known_geometry():
+    cos = math.sqrt(0.2)  # two unit features with cos² = 0.2: D = 1 / 1.2 = 0.833, near no fraction
+    pair = np.array([[1.0, cos], [0.0, math.sqrt(1 - cos**2)]])
+    vectors = np.zeros((4, 8))
+    vectors[:2, :5], vectors[2:, 5:7] = polygon(5), pair
+    vectors[0, 7] = 0.1  # too small to count as represented
+    W = torch.tensor(vectors)[None]
+    assert_close(geo.feature_dimensionality(W)[0, 5:7], [1 / 1.2] * 2, FLOAT64, name="the tilted pair")
+    assert_close(geo.sticky_share(W), [5 / 7], FLOAT64, name="5 of 7 represented features are sticky")
+    assert_close(geo.sticky_share(W, tolerance=0.1), [1.0], FLOAT64, name="a loose tolerance takes 0.833 as 3/4")
+    assert_close(geo.sticky_share(torch.zeros(1, 2, 3)), [0.0], EXACT, name="nothing represented")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"tolerance": 0.0}, "tolerance should be in"), ({"tolerance": 0.6}, "tolerance should be in"),
+    ({"min_norm": -1.0}, "min_norm should be"), ({"min_norm": math.nan}, "min_norm should be"),
+])
+def test_sticky_share_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        unchecked(geo.sticky_share)(torch.ones(1, 2, 3), **kwargs)
+
+
+def test_dimensionality_recipe_quick(tmp_path):
+    manifest = geo.dimensionality_recipe(tmp_path, quick=True, progress=False)
+    assert manifest["quick"] and manifest["steps"] == 30 and manifest["file"] == "dimensionality.pt"
+    W, p, loaded = geo.load_dimensionality_sweep(tmp_path)
+    assert loaded["sha256"] == manifest["sha256"]
+    assert W.shape == (4, 4, 20) and p.shape == (4,)
+    assert_close(p, 20.0 ** -torch.linspace(0, 1, 4), EXACT, name="feature probabilities 20^-t")
+    assert_close(manifest["metrics"]["dimensions_per_feature"], geo.dimensions_per_feature(W), EXACT,
+                 name="manifest metrics are the checkpoint's")
+    with pytest.raises(ValueError, match="refusing to write into the mechlearn package"):
+        geo.dimensionality_recipe(geo.CHECKPOINT_DIR, quick=True)
+
+
+def test_committed_dimensionality_sweep():
+    W, p, manifest = geo.load_dimensionality_sweep()  # checks the sha256
+    cfg = geo.DIMENSIONALITY_SWEEP
+    assert manifest["config"] == cfg and not manifest["quick"]
+    assert W.shape == (cfg["n_instances"], cfg["d_hidden"], cfg["n_features"])
+    assert_close(manifest["metrics"]["dimensions_per_feature"], geo.dimensions_per_feature(W), EXACT,
+                 name="committed metrics")
+    assert_close(manifest["metrics"]["sticky_share"], geo.sticky_share(W), EXACT, name="committed sticky share")
+    dims = geo.dimensions_per_feature(W)
+    assert float(dims[0]) > 0.9 and float(dims[-1]) < 0.5  # dense: a dimension each; sparse: shared
+
+
+def test_missing_sweep_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m mechlearn.superposition dimensionality"):
+        geo.load_dimensionality_sweep(tmp_path)

@@ -79,7 +79,9 @@ def check_toy_weights(W: Tensor) -> Tensor:
         ValueError: ``W`` is not 3-D, has an empty axis, or holds NaN or ±inf.
     """
     if not isinstance(W, Tensor):
-        raise TypeError(f"W should be a torch.Tensor of shape (n_inst, d_hidden, n_features), got {type(W).__name__}")
+        raise TypeError(
+            f"W should be a torch.Tensor of shape (n_inst, d_hidden, n_features), got {type(W).__name__}"
+        )
     if not W.is_floating_point():
         raise TypeError(f"W should be a floating-point tensor, got dtype {W.dtype}")
     if W.ndim != 3:
@@ -88,7 +90,9 @@ def check_toy_weights(W: Tensor) -> Tensor:
             + (" (add an instance axis: W[None])" if W.ndim == 2 else "")
         )
     if 0 in W.shape:
-        raise ValueError(f"W should have at least one instance, hidden dimension and feature, got shape {tuple(W.shape)}")
+        raise ValueError(
+            f"W should have at least one instance, hidden dimension and feature, got shape {tuple(W.shape)}"
+        )
     if not bool(torch.isfinite(W).all()):
         raise ValueError("W should be finite, got NaN or ±inf entries")
     return W
@@ -108,17 +112,22 @@ def _projections(W: Tensor) -> Tensor:
     return torch.einsum("khi,khj->kij", W_hat, W)
 
 
-def feature_norms(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, "n_inst n_features"]:
+def feature_norms(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+) -> Float[Tensor, "n_inst n_features"]:
     """``‖W_i‖`` for every feature of every instance, shape ``(n_inst, n_features)``."""
     W, s = _scaled(check_toy_weights(W))
     return torch.linalg.vector_norm(W, dim=1) * s[:, 0]
 
 
-def superposition_scores(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, "n_inst n_features"]:
-    """``Σ_{j≠i} (Ŵ_i · W_j)²``: how much the other features interfere along feature ``i``'s direction.
+def superposition_scores(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+) -> Float[Tensor, "n_inst n_features"]:
+    """``Σ_{j≠i} (Ŵ_i · W_j)²``: how much the other features land on feature ``i``'s direction.
 
-    0 for a feature orthogonal to all the others (and for a zero feature); for unit features it is
-    the sum of squared cosines with the others. Shape ``(n_inst, n_features)``.
+    0 for a feature orthogonal to all the others (and for a zero feature); for unit
+    features it is the sum of squared cosines with the others. Shape
+    ``(n_inst, n_features)``.
     """
     W, s = _scaled(check_toy_weights(W))
     proj2 = _projections(W) ** 2
@@ -126,25 +135,33 @@ def superposition_scores(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Floa
     return off_diagonal.clamp_min(0.0) * s[:, 0] ** 2
 
 
-def feature_dimensionality(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, "n_inst n_features"]:
-    """``D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)²`` (Elhage et al. 2022, "Feature dimensionality"), in ``[0, 1]``.
+def feature_dimensionality(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+) -> Float[Tensor, "n_inst n_features"]:
+    """``D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)²`` (Elhage et al. 2022), in ``[0, 1]``.
 
-    The fraction of a hidden dimension feature ``i`` occupies: 1 alone in its dimension, 1/2 in an
-    antipodal pair, 2/5 in a pentagon. 0 for a zero feature. Per instance, ``Σ_i D_i ≤ d_hidden``.
-    Shape ``(n_inst, n_features)``.
+    The fraction of a hidden dimension feature ``i`` occupies: 1 alone in its
+    dimension, 1/2 in an antipodal pair, 2/5 in a pentagon. 0 for a zero feature. Per
+    instance, ``Σ_i D_i ≤ d_hidden``. Shape ``(n_inst, n_features)``.
     """
     W, _ = _scaled(check_toy_weights(W))
     norms2 = (W**2).sum(1)
     denominator = (_projections(W) ** 2).sum(-1)  # includes j = i, which equals ‖W_i‖²
-    return torch.where(norms2 > 0, norms2 / torch.where(norms2 > 0, denominator, torch.ones_like(denominator)),
-                       torch.zeros_like(norms2))
+    return torch.where(
+        norms2 > 0,
+        norms2 / torch.where(norms2 > 0, denominator, torch.ones_like(denominator)),
+        torch.zeros_like(norms2),
+    )
 
 
-def dimensions_per_feature(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Float[Tensor, " n_inst"]:
+def dimensions_per_feature(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+) -> Float[Tensor, " n_inst"]:
     """``d_hidden / ‖W‖_F²`` per instance: hidden dimensions per represented feature.
 
-    ``‖W‖_F² = Σ_i ‖W_i‖²`` is about the number of features the model represents (each with norm
-    near 1). ``inf`` for an all-zero instance (no feature represented). Shape ``(n_inst,)``.
+    ``‖W‖_F² = Σ_i ‖W_i‖²`` is about the number of features the model represents (each
+    with norm near 1). ``inf`` for an all-zero instance (no feature represented). Shape
+    ``(n_inst,)``.
     """
     W, s = _scaled(check_toy_weights(W))
     frob2 = (W**2).sum((1, 2)) * s[:, 0, 0] ** 2
@@ -155,11 +172,14 @@ def dimensions_per_feature(W: Float[Tensor, "n_inst d_hidden n_features"]) -> Fl
 def neuron_feature_shares(
     W: Float[Tensor, "n_inst d_hidden n_features"],
 ) -> Float[Tensor, "n_inst d_hidden n_features"]:
-    """Each feature's share of each neuron's positive squared input weight: ``relu(W_ni)² / Σ_j relu(W_nj)²``.
+    """Feature ``i``'s share of neuron ``n``'s positive squared weights.
 
-    For the neuron model, whose hidden layer is ``ReLU(W x)`` with ``x ≥ 0``: only features with a
-    positive weight can make neuron ``n`` fire. A neuron with no positive weight gets shares 0.
-    Shape ``(n_inst, d_hidden, n_features)``; each live neuron's shares sum to 1.
+    ``share_ni = relu(W_ni)² / Σ_j relu(W_nj)²``.
+
+    For the neuron model, whose hidden layer is ``ReLU(W x)`` with ``x ≥ 0``: only
+    features with a positive weight can make neuron ``n`` fire. A neuron with no
+    positive weight gets shares 0. Shape ``(n_inst, d_hidden, n_features)``; each live
+    neuron's shares sum to 1.
     """
     W, _ = _scaled(check_toy_weights(W))
     mass = W.clamp_min(0.0) ** 2
@@ -174,27 +194,42 @@ def neuron_counts(
 ) -> dict[str, Int[Tensor, " n_inst"]]:
     """How many neurons of each instance are monosemantic, polysemantic or dead.
 
-    Neuron ``n`` (row ``W[k, n, :]``) is *dead* when ``Σ_i relu(W_ni)² < dead_mass``, *monosemantic*
-    when it is not dead and its largest `neuron_feature_shares` entry is at least ``threshold``,
-    and *polysemantic* otherwise. The three counts add up to ``d_hidden``.
+    Neuron ``n`` (row ``W[k, n, :]``) is *dead* when ``Σ_i relu(W_ni)² < dead_mass``,
+    *monosemantic* when it is not dead and its largest `neuron_feature_shares` entry is
+    at least ``threshold``, and *polysemantic* otherwise. The counts add up to ``d_hidden``.
 
     Returns:
-        ``{"monosemantic": (n_inst,), "polysemantic": (n_inst,), "dead": (n_inst,)}`` int64 tensors.
+        ``{"monosemantic": (n_inst,), "polysemantic": (n_inst,), "dead": (n_inst,)}``,
+        int64 tensors.
 
     Raises:
-        ValueError: ``threshold`` is not in (0.5, 1] (at or below 1/2 two features could both be
-            "the" feature) or ``dead_mass`` is negative or not finite.
+        ValueError: ``threshold`` is not in (0.5, 1] (at or below 1/2 two features could
+            both be "the" feature) or ``dead_mass`` is negative or not finite.
     """
     check_toy_weights(W)
-    if isinstance(threshold, bool) or not isinstance(threshold, (float, int)) or not 0.5 < threshold <= 1:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (float, int))
+        or not 0.5 < threshold <= 1
+    ):
         raise ValueError(f"threshold should be a share in (0.5, 1], got {threshold!r}")
-    if isinstance(dead_mass, bool) or not isinstance(dead_mass, (float, int)) or not 0 <= dead_mass < float("inf"):
-        raise ValueError(f"dead_mass should be a finite non-negative number, got {dead_mass!r}")
+    if (
+        isinstance(dead_mass, bool)
+        or not isinstance(dead_mass, (float, int))
+        or not 0 <= dead_mass < float("inf")
+    ):
+        raise ValueError(
+            f"dead_mass should be a finite non-negative number, got {dead_mass!r}"
+        )
     dead = (W.clamp_min(0.0) ** 2).sum(-1) < dead_mass
     top_share = neuron_feature_shares(W).amax(-1)
     mono = ~dead & (top_share >= threshold)
     poly = ~dead & ~mono
-    return {"monosemantic": mono.sum(-1), "polysemantic": poly.sum(-1), "dead": dead.sum(-1)}
+    return {
+        "monosemantic": mono.sum(-1),
+        "polysemantic": poly.sum(-1),
+        "dead": dead.sum(-1),
+    }
 
 
 def sticky_share(
@@ -212,12 +247,24 @@ def sticky_share(
     Raises:
         ValueError: ``tolerance`` is not in (0, 0.5] or ``min_norm`` is negative or not finite.
     """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (float, int)) or not 0 < tolerance <= 0.5:
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, (float, int))
+        or not 0 < tolerance <= 0.5
+    ):
         raise ValueError(f"tolerance should be in (0, 0.5], got {tolerance!r}")
-    if isinstance(min_norm, bool) or not isinstance(min_norm, (float, int)) or not 0 <= min_norm < float("inf"):
-        raise ValueError(f"min_norm should be a finite non-negative number, got {min_norm!r}")
+    if (
+        isinstance(min_norm, bool)
+        or not isinstance(min_norm, (float, int))
+        or not 0 <= min_norm < float("inf")
+    ):
+        raise ValueError(
+            f"min_norm should be a finite non-negative number, got {min_norm!r}"
+        )
     D = feature_dimensionality(W)
-    fractions = torch.tensor([a / b for a, b in STICKY_FRACTIONS], dtype=D.dtype, device=D.device)
+    fractions = torch.tensor(
+        [a / b for a, b in STICKY_FRACTIONS], dtype=D.dtype, device=D.device
+    )
     near = (D[..., None] - fractions).abs().amin(-1) < tolerance
     represented = feature_norms(W) >= min_norm
     count = represented.sum(-1)
@@ -226,19 +273,34 @@ def sticky_share(
 
 
 DIMENSIONALITY_SWEEP: dict[str, Any] = {
-    "n_instances": 20, "n_features": 100, "d_hidden": 10, "probability_ratio": 20.0,
-    "steps": 3000, "batch_size": 512, "lr": 1e-2, "lr_schedule": "constant", "seed": 0,
+    "n_instances": 20,
+    "n_features": 100,
+    "d_hidden": 10,
+    "probability_ratio": 20.0,
+    "steps": 3000,
+    "batch_size": 512,
+    "lr": 1e-2,
+    "lr_schedule": "constant",
+    "seed": 0,
 }
 """The committed sweep: ARENA 1.5.4's feature-geometry run (200 features, 20 hidden dimensions, 20
 instances with feature probability ``20^-t``, ``t`` evenly spaced in [0, 1], uniform importance) at
 half the width (100 features in 10 dimensions, the same ratio) with a smaller batch, fewer steps and
 a larger learning rate, so it trains in minutes on one CPU core."""
-_QUICK_SWEEP = {**DIMENSIONALITY_SWEEP, "n_instances": 4, "n_features": 20, "d_hidden": 4, "steps": 30,
-                "batch_size": 64}
+_QUICK_SWEEP = {
+    **DIMENSIONALITY_SWEEP,
+    "n_instances": 4,
+    "n_features": 20,
+    "d_hidden": 4,
+    "steps": 30,
+    "batch_size": 64,
+}
 _MAKE_WITH = "python -m mechlearn.superposition dimensionality --out {folder}"
 
 
-def dimensionality_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+def dimensionality_recipe(
+    out_dir: str | Path, quick: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Train the `DIMENSIONALITY_SWEEP` toy models; write ``dimensionality.pt`` and its manifest into ``out_dir``.
 
     The checkpoint holds ``W`` ``(n_inst, d_hidden, n_features)``, ``b_final`` and the per-instance
@@ -254,17 +316,34 @@ def dimensionality_recipe(out_dir: str | Path, quick: bool = False, progress: bo
 
     out = recipe_output_dir(out_dir)
     cfg = _QUICK_SWEEP if quick else DIMENSIONALITY_SWEEP
-    toy = ToyConfig(n_instances=cfg["n_instances"], n_features=cfg["n_features"], d_hidden=cfg["d_hidden"])
+    toy = ToyConfig(
+        n_instances=cfg["n_instances"],
+        n_features=cfg["n_features"],
+        d_hidden=cfg["d_hidden"],
+    )
     p = cfg["probability_ratio"] ** -torch.linspace(0, 1, cfg["n_instances"])
-    model = ToyModel(toy, feature_probability=p[:, None], generator=torch.Generator().manual_seed(cfg["seed"]))
+    model = ToyModel(
+        toy,
+        feature_probability=p[:, None],
+        generator=torch.Generator().manual_seed(cfg["seed"]),
+    )
     start = time.process_time()
-    history = train_toy(model, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        generator=torch.Generator().manual_seed(cfg["seed"] + 1), lr_schedule=cfg["lr_schedule"],
-                        log_every=max(1, cfg["steps"] // 20))
+    history = train_toy(
+        model,
+        steps=cfg["steps"],
+        batch_size=cfg["batch_size"],
+        lr=cfg["lr"],
+        generator=torch.Generator().manual_seed(cfg["seed"] + 1),
+        lr_schedule=cfg["lr_schedule"],
+        log_every=max(1, cfg["steps"] // 20),
+    )
     seconds = time.process_time() - start
     W = model.W.detach().clone()
     ckpt = out / "dimensionality.pt"
-    torch.save({"W": W, "b_final": model.b_final.detach().clone(), "feature_probability": p}, ckpt)
+    torch.save(
+        {"W": W, "b_final": model.b_final.detach().clone(), "feature_probability": p},
+        ckpt,
+    )
     metrics = {
         "dimensions_per_feature": dimensions_per_feature(W).tolist(),
         "represented": (feature_norms(W) >= 0.5).sum(-1).tolist(),
@@ -272,16 +351,27 @@ def dimensionality_recipe(out_dir: str | Path, quick: bool = False, progress: bo
         "final_loss_per_instance": history["loss_per_instance"][-1].tolist(),
     }
     return write_manifest(
-        ckpt, name="dimensionality", recipe="mechlearn.superposition.geometry.dimensionality_recipe",
-        config=cfg, seed=cfg["seed"], metrics=metrics, steps=cfg["steps"], seconds=round(seconds, 2),
-        seconds_kind="CPU seconds (process time), one thread", threads=torch.get_num_threads(),
-        torch=torch.__version__, quick=quick, loss_history={"step": history["step"], "loss": history["loss"]},
+        ckpt,
+        name="dimensionality",
+        recipe="mechlearn.superposition.geometry.dimensionality_recipe",
+        config=cfg,
+        seed=cfg["seed"],
+        metrics=metrics,
+        steps=cfg["steps"],
+        seconds=round(seconds, 2),
+        seconds_kind="CPU seconds (process time), one thread",
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        quick=quick,
+        loss_history={"step": history["step"], "loss": history["loss"]},
     )
 
 
 def load_dimensionality_sweep(
     directory: str | Path | None = None,
-) -> tuple[Float[Tensor, "n_inst d_hidden n_features"], Float[Tensor, " n_inst"], dict[str, Any]]:
+) -> tuple[
+    Float[Tensor, "n_inst d_hidden n_features"], Float[Tensor, " n_inst"], dict[str, Any]
+]:
     """``(W, feature_probability, manifest)`` of the committed sweep (or of a recipe's ``--out`` folder).
 
     Raises:
@@ -289,6 +379,8 @@ def load_dimensionality_sweep(
         ValueError: the checkpoint does not match its manifest's sha256.
     """
     folder = CHECKPOINT_DIR if directory is None else Path(directory)
-    ckpt, manifest = load_manifest("dimensionality", folder, _MAKE_WITH.format(folder=folder))
+    ckpt, manifest = load_manifest(
+        "dimensionality", folder, _MAKE_WITH.format(folder=folder)
+    )
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     return state["W"], state["feature_probability"], manifest
