@@ -115,7 +115,7 @@ def _projections(W: Tensor) -> Tensor:
 def feature_norms(
     W: Float[Tensor, "n_inst d_hidden n_features"],
 ) -> Float[Tensor, "n_inst n_features"]:
-    """``‖W_i‖`` for every feature of every instance, shape ``(n_inst, n_features)``."""
+    """``‖W_i‖`` for every feature of every instance, ``(n_inst, n_features)``."""
     W, s = _scaled(check_toy_weights(W))
     return torch.linalg.vector_norm(W, dim=1) * s[:, 0]
 
@@ -123,11 +123,11 @@ def feature_norms(
 def superposition_scores(
     W: Float[Tensor, "n_inst d_hidden n_features"],
 ) -> Float[Tensor, "n_inst n_features"]:
-    """``Σ_{j≠i} (Ŵ_i · W_j)²``: how much the other features land on feature ``i``'s direction.
+    """``Σ_{j≠i} (Ŵ_i · W_j)²``: how much the others land on feature ``i``.
 
-    0 for a feature orthogonal to all the others (and for a zero feature); for unit
-    features it is the sum of squared cosines with the others. Shape
-    ``(n_inst, n_features)``.
+    0 for a feature orthogonal to all the others (and for a zero feature);
+    for unit features, the sum of squared cosines with the others.
+    Shape ``(n_inst, n_features)``.
     """
     W, s = _scaled(check_toy_weights(W))
     proj2 = _projections(W) ** 2
@@ -140,33 +140,32 @@ def feature_dimensionality(
 ) -> Float[Tensor, "n_inst n_features"]:
     """``D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)²`` (Elhage et al. 2022), in ``[0, 1]``.
 
-    The fraction of a hidden dimension feature ``i`` occupies: 1 alone in its
-    dimension, 1/2 in an antipodal pair, 2/5 in a pentagon. 0 for a zero feature. Per
-    instance, ``Σ_i D_i ≤ d_hidden``. Shape ``(n_inst, n_features)``.
+    The fraction of a hidden dimension feature ``i`` occupies: 1 alone in
+    its dimension, 1/2 in an antipodal pair, 2/5 in a pentagon; 0 for a
+    zero feature. Per instance, ``Σ_i D_i ≤ d_hidden``.
+    Shape ``(n_inst, n_features)``.
     """
     W, _ = _scaled(check_toy_weights(W))
     norms2 = (W**2).sum(1)
-    denominator = (_projections(W) ** 2).sum(-1)  # includes j = i, which equals ‖W_i‖²
-    return torch.where(
-        norms2 > 0,
-        norms2 / torch.where(norms2 > 0, denominator, torch.ones_like(denominator)),
-        torch.zeros_like(norms2),
-    )
+    denominator = (_projections(W) ** 2).sum(-1)  # j = i adds ‖W_i‖²
+    safe = torch.where(norms2 > 0, denominator, torch.ones_like(denominator))
+    return torch.where(norms2 > 0, norms2 / safe, torch.zeros_like(norms2))
 
 
 def dimensions_per_feature(
     W: Float[Tensor, "n_inst d_hidden n_features"],
 ) -> Float[Tensor, " n_inst"]:
-    """``d_hidden / ‖W‖_F²`` per instance: hidden dimensions per represented feature.
+    """``d_hidden / ‖W‖_F²`` per instance: hidden dimensions per feature.
 
-    ``‖W‖_F² = Σ_i ‖W_i‖²`` is about the number of features the model represents (each
-    with norm near 1). ``inf`` for an all-zero instance (no feature represented). Shape
-    ``(n_inst,)``.
+    ``‖W‖_F² = Σ_i ‖W_i‖²`` is about the number of features the model
+    represents (each with norm near 1). ``inf`` for an all-zero instance
+    (no feature represented). Shape ``(n_inst,)``.
     """
     W, s = _scaled(check_toy_weights(W))
     frob2 = (W**2).sum((1, 2)) * s[:, 0, 0] ** 2
     d_hidden = torch.tensor(float(W.shape[1]), dtype=W.dtype, device=W.device)
-    return torch.where(frob2 > 0, d_hidden / frob2, torch.full_like(frob2, float("inf")))
+    inf = torch.full_like(frob2, float("inf"))
+    return torch.where(frob2 > 0, d_hidden / frob2, inf)
 
 
 def neuron_feature_shares(
@@ -174,12 +173,11 @@ def neuron_feature_shares(
 ) -> Float[Tensor, "n_inst d_hidden n_features"]:
     """Feature ``i``'s share of neuron ``n``'s positive squared weights.
 
-    ``share_ni = relu(W_ni)² / Σ_j relu(W_nj)²``.
-
-    For the neuron model, whose hidden layer is ``ReLU(W x)`` with ``x ≥ 0``: only
-    features with a positive weight can make neuron ``n`` fire. A neuron with no
-    positive weight gets shares 0. Shape ``(n_inst, d_hidden, n_features)``; each live
-    neuron's shares sum to 1.
+    ``share_ni = relu(W_ni)² / Σ_j relu(W_nj)²``. In the neuron model the
+    hidden layer is ``ReLU(W x)`` with ``x ≥ 0``, so only features with a
+    positive weight can make neuron ``n`` fire. A neuron with no positive
+    weight gets shares 0; a live neuron's shares sum to 1.
+    Shape ``(n_inst, d_hidden, n_features)``.
     """
     W, _ = _scaled(check_toy_weights(W))
     mass = W.clamp_min(0.0) ** 2
@@ -192,44 +190,39 @@ def neuron_counts(
     threshold: float | int = MONOSEMANTIC_SHARE,
     dead_mass: float | int = DEAD_MASS,
 ) -> dict[str, Int[Tensor, " n_inst"]]:
-    """How many neurons of each instance are monosemantic, polysemantic or dead.
+    """How many neurons of each instance are monosemantic, polysemantic, dead.
 
-    Neuron ``n`` (row ``W[k, n, :]``) is *dead* when ``Σ_i relu(W_ni)² < dead_mass``,
-    *monosemantic* when it is not dead and its largest `neuron_feature_shares` entry is
-    at least ``threshold``, and *polysemantic* otherwise. The counts add up to ``d_hidden``.
+    Neuron ``n`` (row ``W[k, n, :]``) is *dead* when
+    ``Σ_i relu(W_ni)² < dead_mass``; *monosemantic* when it is not dead and
+    its largest `neuron_feature_shares` entry is at least ``threshold``;
+    *polysemantic* otherwise. The three counts add up to ``d_hidden``.
 
     Returns:
-        ``{"monosemantic": (n_inst,), "polysemantic": (n_inst,), "dead": (n_inst,)}``,
-        int64 tensors.
+        ``{"monosemantic": ..., "polysemantic": ..., "dead": ...}``, each an
+        int64 tensor of shape ``(n_inst,)``.
 
     Raises:
-        ValueError: ``threshold`` is not in (0.5, 1] (at or below 1/2 two features could
-            both be "the" feature) or ``dead_mass`` is negative or not finite.
+        ValueError: ``threshold`` is not in (0.5, 1] (at or below 1/2 two
+            features could both be "the" feature), or ``dead_mass`` is
+            negative or not finite.
     """
     check_toy_weights(W)
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (float, int))
-        or not 0.5 < threshold <= 1
-    ):
-        raise ValueError(f"threshold should be a share in (0.5, 1], got {threshold!r}")
-    if (
-        isinstance(dead_mass, bool)
-        or not isinstance(dead_mass, (float, int))
-        or not 0 <= dead_mass < float("inf")
-    ):
+    if not _is_number(threshold) or not 0.5 < threshold <= 1:
         raise ValueError(
-            f"dead_mass should be a finite non-negative number, got {dead_mass!r}"
-        )
+            f"threshold should be a share in (0.5, 1], got {threshold!r}")
+    if not _is_number(dead_mass) or not 0 <= dead_mass < float("inf"):
+        raise ValueError(
+            f"dead_mass should be a finite non-negative number, got {dead_mass!r}")
     dead = (W.clamp_min(0.0) ** 2).sum(-1) < dead_mass
     top_share = neuron_feature_shares(W).amax(-1)
     mono = ~dead & (top_share >= threshold)
     poly = ~dead & ~mono
-    return {
-        "monosemantic": mono.sum(-1),
-        "polysemantic": poly.sum(-1),
-        "dead": dead.sum(-1),
-    }
+    counts = {"monosemantic": mono, "polysemantic": poly, "dead": dead}
+    return {name: which.sum(-1) for name, which in counts.items()}
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, (float, int)) and not isinstance(x, bool)
 
 
 def sticky_share(
