@@ -205,19 +205,20 @@ def top_activating_contexts(
 ) -> list[ActivatingContext]:
     """The ``k`` token windows where ``latent`` fires hardest, strongest first.
 
-    Positions are taken in decreasing order of activation (ties: the earlier flat index first);
-    only positions where the latent fires (activation > 0) count, so a rare latent may return
-    fewer than ``k``. The window runs from ``left`` tokens before the peak to ``right`` after,
-    clipped to the sequence: a causal model's latent can only read the left side, so more of it is
-    shown. With ``no_overlap`` (ARENA's ``get_k_largest_indices(no_overlap=True)``) a position is
-    skipped when its window would share a token with a window already taken, so a latent that
-    fires on every space of a line does not fill the list with shifted copies of that line.
-    Positions before ``min_pos`` are skipped (ARENA's ``buffer``): the first characters of a
-    window have almost no context, and their unusual residual stream can top a latent's list.
+    Positions are taken in decreasing order of activation (ties: the earlier flat
+    index first); only positions where the latent fires (activation > 0) count, so a
+    rare latent may return fewer than ``k``. A window runs from ``left`` tokens before
+    the peak to ``right`` after, clipped to the sequence: a causal model's latent can
+    only read the left side, so more of it is shown. With ``no_overlap`` (ARENA's
+    ``get_k_largest_indices(no_overlap=True)``) a position is skipped when its window
+    would share a token with one already taken, so a latent that fires on every space
+    of a line does not fill the list with shifted copies of that line. Peaks before
+    ``min_pos`` are skipped (ARENA's ``buffer``): the first characters of a window
+    have almost no context, and their unusual stream can top a latent's list.
 
     Raises:
-        ValueError: ``latent`` out of range, ``k < 1``, ``left``, ``right`` or ``min_pos``
-            negative, or ``acts`` whose (batch, pos) differs from ``tokens``.
+        ValueError: ``latent`` out of range, ``k < 1``, ``left``, ``right`` or
+            ``min_pos`` negative, or ``acts`` whose (batch, pos) is not ``tokens``'.
     """
     tokens, acts = _check_acts(tokens, acts)
     latent = _check_latent(latent, acts.shape[-1])
@@ -233,9 +234,8 @@ def top_activating_contexts(
         if flat[index] <= 0 or len(chosen) == k:
             break
         b, p = divmod(index, n_pos)
-        if p < min_pos:
-            continue
-        if no_overlap and any(b == cb and abs(p - cp) <= left + right for cb, cp in chosen):
+        overlaps = any(b == cb and abs(p - cp) <= left + right for cb, cp in chosen)
+        if p < min_pos or (no_overlap and overlaps):
             continue
         chosen.append((b, p))
     contexts = []
@@ -320,16 +320,17 @@ class LogitEffects:
 def latent_logit_effects(
     model: Any, sae: SAE, latent: int, tokenizer: Any, k: int = 10, fold_ln: bool = True
 ) -> LogitEffects:
-    """Top boosted and suppressed next tokens of ``latent``: ``W_dec[latent] @ W_U`` (ARENA's ``show_top_logits``).
+    """The next tokens ``latent`` boosts and suppresses most: ``W_dec[latent] @ W_U``.
 
-    With ``fold_ln`` the final LayerNorm's centring and weight ``w`` are applied to the direction
-    and the result is centred over the vocabulary, which is what ARENA's TransformerLens model
-    with folded LayerNorm computes: ``e = ((d - mean(d)) ⊙ w) W_U``, ``e - mean(e)``. Without it,
-    the raw ``d W_U``.
+    ARENA's ``show_top_logits``. With ``fold_ln`` the final LayerNorm's centring and
+    weight ``w`` are applied to the direction ``d`` and the result is centred over the
+    vocabulary, as ARENA's TransformerLens model with folded LayerNorm computes it:
+    ``e = ((d - mean(d)) ⊙ w) W_U``, then ``e - mean(e)``. Without it, ``d W_U``.
 
     Raises:
-        ValueError: ``latent`` out of range, ``k`` not in ``[1, d_vocab]``, the SAE's ``d_in`` not
-            the model's ``d_model``, or a tokenizer whose size is not the model's ``d_vocab``.
+        ValueError: ``latent`` out of range, ``k`` not in ``[1, d_vocab]``, the SAE's
+            ``d_in`` not the model's ``d_model``, or a tokenizer whose size is not the
+            model's ``d_vocab``.
     """
     _check_model_sae(model, sae)
     spec = model_spec(model)
@@ -340,20 +341,21 @@ def latent_logit_effects(
     d = sae.W_dec[latent].to(W_U.dtype)
     if fold_ln:
         w, _ = final_ln_params(model)
-        effects = ((d - d.mean()) * w) @ W_U
-        effects = effects - effects.mean()
+        effects = ((d - d.mean()) * w) @ W_U  # what the LayerNorm lets through
+        effects = effects - effects.mean()  # a constant shift changes no probability
     else:
         effects = d @ W_U
     effects = effects.detach()
-    top = torch.topk(effects, k)
-    bottom = torch.topk(effects, k, largest=False)
+    top = torch.topk(effects, k).indices.tolist()
+    bottom = torch.topk(effects, k, largest=False).indices.tolist()
     return LogitEffects(
         effects=effects,
-        top_ids=top.indices.tolist(), top_tokens=[_token_str(tokenizer, i) for i in top.indices.tolist()],
-        top_values=top.values.tolist(),
-        bottom_ids=bottom.indices.tolist(),
-        bottom_tokens=[_token_str(tokenizer, i) for i in bottom.indices.tolist()],
-        bottom_values=bottom.values.tolist(),
+        top_ids=top,
+        top_tokens=[_token_str(tokenizer, i) for i in top],
+        top_values=effects[top].tolist(),
+        bottom_ids=bottom,
+        bottom_tokens=[_token_str(tokenizer, i) for i in bottom],
+        bottom_values=effects[bottom].tolist(),
     )
 
 
@@ -374,7 +376,7 @@ _CSS = """<style>
 .mlsae-ctxs{margin-top:.4rem}
 .mlsae-ctx{display:flex;gap:.6rem;white-space:pre;overflow-x:auto}
 .mlsae-ctx .mlsae-val{min-width:3.2rem;text-align:right;opacity:.8;font-variant-numeric:tabular-nums}
-.mlsae-ws{opacity:.45}
+.mlsae-ws{color:#8c8c8c}
 .mlsae-peak{outline:1.5px solid rgba(233,162,59,1);border-radius:2px}
 </style>"""
 
