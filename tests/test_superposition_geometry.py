@@ -409,3 +409,28 @@ def test_committed_dimensionality_sweep():
 def test_missing_sweep_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m mechlearn.superposition dimensionality"):
         geo.load_dimensionality_sweep(tmp_path)
+
+
+def test_feature_clusters_on_known_geometry():
+    vectors = np.zeros((6, 11))
+    vectors[:2, :5] = polygon(5)                    # a pentagon in dims 0-1
+    vectors[2, 5], vectors[2, 6] = 1.0, -1.0        # an antipodal pair in dim 2
+    vectors[3:6, 7:11] = TETRAHEDRON                # a tetrahedron in dims 3-5
+    W = rotated(vectors, 8, seed=3)
+    W = torch.stack([W, W * 1e-3])                  # instance 1: nothing represented
+    W[0, :, 4] *= 0.1                               # drop one pentagon vertex below min_norm
+    clusters = geo.feature_clusters(W)
+    assert clusters[0] == [([0, 1, 2, 3], 2), ([7, 8, 9, 10], 3), ([5, 6], 1)]
+    assert clusters[1] == []
+    assert geo.feature_clusters(W, min_norm=0.0)[0][0] == ([0, 1, 2, 3, 4], 2)
+    # above |cos 144°| = 0.81 no two pentagon vertices are linked: the pentagon falls apart
+    assert ([0], 1) in geo.feature_clusters(W, min_cosine=0.9)[0]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"min_norm": -1.0}, "min_norm should be"), ({"min_cosine": 1.0}, r"min_cosine should be in \[0, 1\)"),
+    ({"min_cosine": True}, "min_cosine should be"),
+])
+def test_feature_clusters_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        unchecked(geo.feature_clusters)(torch.ones(1, 2, 3), **kwargs)

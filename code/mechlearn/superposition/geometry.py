@@ -54,6 +54,7 @@ __all__ = [
     "neuron_counts",
     "STICKY_FRACTIONS",
     "sticky_share",
+    "feature_clusters",
     "CHECKPOINT_DIR",
     "DIMENSIONALITY_SWEEP",
     "dimensionality_recipe",
@@ -263,6 +264,53 @@ def sticky_share(
     count = represented.sum(-1)
     share = (near & represented).sum(-1).to(D.dtype) / count.clamp_min(1).to(D.dtype)
     return torch.where(count > 0, share, torch.zeros_like(share))
+
+
+def feature_clusters(
+    W: Float[Tensor, "n_inst d_hidden n_features"],
+    min_norm: float | int = 0.5,
+    min_cosine: float | int = 0.1,
+) -> list[list[tuple[list[int], int]]]:
+    """The groups of represented features that share hidden dimensions, with the dimension they span.
+
+    Represented features (``‖W_i‖ ≥ min_norm``) are joined when ``|cos(W_i, W_j)| > min_cosine``;
+    a cluster is a connected group. Its dimension is the numerical rank of its columns (singular
+    values above 5 % of the largest). An antipodal pair is ``([i, j], 1)``, a pentagon
+    ``([five features], 2)``, a tetrahedron ``([four], 3)``; a feature alone is ``([i], 1)``.
+
+    Returns:
+        per instance, a list of ``(feature indices, dimension)``, largest clusters first.
+
+    Raises:
+        ValueError: ``min_norm`` is negative or not finite, or ``min_cosine`` not in [0, 1).
+    """
+    if not _is_number(min_norm) or not 0 <= min_norm < float("inf"):
+        raise ValueError(f"min_norm should be a finite non-negative number, got {min_norm!r}")
+    if not _is_number(min_cosine) or not 0 <= min_cosine < 1:
+        raise ValueError(f"min_cosine should be in [0, 1), got {min_cosine!r}")
+    norms = feature_norms(W)  # checks W
+    W = _scaled(W.detach().to("cpu", torch.float64))[0]  # directions and ranks are scale-free
+    out = []
+    for k in range(W.shape[0]):
+        kept = [i for i in range(W.shape[2]) if norms[k, i] >= min_norm]
+        unit = W[k][:, kept] / torch.linalg.vector_norm(W[k][:, kept], dim=0)
+        linked = ((unit.T @ unit).abs() > min_cosine).tolist()
+        clusters, seen = [], set()
+        for start in range(len(kept)):
+            if start in seen:
+                continue
+            group, stack = [], [start]
+            while stack:
+                a = stack.pop()
+                if a not in seen:
+                    seen.add(a)
+                    group.append(a)
+                    stack += [b for b in range(len(kept)) if linked[a][b] and b not in seen]
+            features = sorted(kept[a] for a in group)
+            rank = int(torch.linalg.matrix_rank(W[k][:, features], rtol=0.05))
+            clusters.append((features, rank))
+        out.append(sorted(clusters, key=lambda c: (-len(c[0]), c[0])))
+    return out
 
 
 DIMENSIONALITY_SWEEP: dict[str, Any] = {
