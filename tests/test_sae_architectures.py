@@ -245,6 +245,19 @@ def test_gated_gradcheck():
                                  (decoder[0],))
 
 
+def test_reset_latents_restores_the_initial_per_latent_parameters():
+    dead = torch.tensor([True, False, True, False, False, False])
+    gated = randomised(GatedSAE(4, 6, 0.1))
+    before = gated.b_mag.detach().clone()
+    gated.reset_latents(dead)
+    assert_close(gated.r_mag[dead], torch.zeros(2), EXACT, name="r_mag of dead latents")
+    assert_close(gated.b_mag, torch.where(dead, 0.0, before), EXACT, name="b_mag: only dead latents")
+    jumping = randomised(JumpReLUSAE(4, 6, 0.1, threshold_init=0.25))
+    before = jumping.threshold.detach().clone()
+    jumping.reset_latents(dead)
+    assert_close(jumping.threshold, torch.where(dead, 0.25, before), FLOAT64, name="thresholds")
+
+
 # -- TopK --------------------------------------------------------------------------------------
 
 

@@ -119,6 +119,17 @@ class GatedSAE(SAE):
         via_gate = gate @ self.W_dec.detach() + self.b_dec.detach()
         return (x - via_gate).pow(2).sum(-1).mean()
 
+    @torch.no_grad()
+    def reset_latents(self, dead: Tensor) -> None:
+        """Reset the magnitude path of the ``dead`` latents (bool ``(d_sae,)``) to its initial values.
+
+        For resampling: after `W_enc`, `b_enc` and `W_dec` are re-initialised, ``r_mag = 0`` and
+        ``b_mag = 0`` make the magnitude path read the new direction exactly as the gate does
+        (as ARENA 1.5.4 resamples gated SAEs).
+        """
+        self.r_mag[dead] = 0.0
+        self.b_mag[dead] = 0.0
+
     def config(self) -> dict[str, Any]:
         """`SAE.config` plus ``l1_coefficient``."""
         return super().config() | {"l1_coefficient": self.l1_coefficient}

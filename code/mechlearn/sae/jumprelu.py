@@ -212,6 +212,15 @@ class JumpReLUSAE(SAE):
         step = Heaviside.apply(self.pre_activations(x), self.threshold, self.bandwidth)
         return self.sparsity_coefficient * step.sum(-1).mean()
 
+    @torch.no_grad()
+    def reset_latents(self, dead: Tensor) -> None:
+        """Reset the thresholds of the ``dead`` latents (bool ``(d_sae,)``) to ``threshold_init``.
+
+        For resampling: a latent usually dies because its threshold outgrew its pre-activations,
+        so re-initialising its encoder alone would leave it dead.
+        """
+        self.log_threshold[dead] = math.log(self.threshold_init)
+
     def config(self) -> dict[str, Any]:
         """`SAE.config` plus ``sparsity_coefficient``, ``bandwidth`` and ``threshold_init``."""
         return super().config() | {"sparsity_coefficient": self.sparsity_coefficient,
