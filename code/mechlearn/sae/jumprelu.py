@@ -29,6 +29,10 @@ a central difference of the batch's mean L0 with step ε. Gradients with respect
 ordinary ones: H(π − θ) through the JumpReLU, 0 through the step; so the L0 term trains only the
 thresholds and the reconstruction trains the encoder and decoder.
 
+The paper encodes ``x`` itself, ``π = x W_enc + b_enc``; here ``b_dec`` is subtracted first, as in
+the other architectures of this package. That is a reparameterisation of ``b_enc``
+(``b_enc − b_dec W_enc``): the same functions, slightly different gradients.
+
 `JumpReLU` and `Heaviside` are those two autograd functions, as in the paper's appendix pseudo-code
 and ARENA 1.5.4's exercises; `JumpReLUSAE` is the SAE.
 """
