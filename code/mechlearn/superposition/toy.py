@@ -50,6 +50,8 @@ __all__ = [
     "ToyConfig",
     "ToyModel",
     "NeuronModel",
+    "correlated_present",
+    "anticorrelated_present",
     "LR_SCHEDULES",
     "train_toy",
 ]
@@ -202,9 +204,9 @@ class ToyModel(nn.Module):
         c, a = 2 * cfg.n_correlated_pairs, 2 * cfg.n_anticorrelated_pairs
         blocks = []
         if c:
-            blocks.append(_correlated_present(batch_size, p[:, 0:c:2], generator, device))
+            blocks.append(correlated_present(batch_size, p[:, 0:c:2], generator).to(device))
         if a:
-            blocks.append(_anticorrelated_present(batch_size, p[:, c : c + a : 2], generator, device))
+            blocks.append(anticorrelated_present(batch_size, p[:, c : c + a : 2], generator).to(device))
         if cfg.n_uncorrelated:
             seeds = torch.rand((batch_size, cfg.n_instances, cfg.n_uncorrelated), generator=generator)
             blocks.append(seeds.to(device) < p[:, c + a :])
@@ -261,21 +263,29 @@ def _check_pairs(cfg: ToyConfig, probability: Tensor) -> None:
         )
 
 
-def _correlated_present(
-    batch_size: int, p: Tensor, generator: torch.Generator | None, device: torch.device
+def correlated_present(
+    batch_size: int, p: Float[Tensor, "inst pairs"], generator: torch.Generator | None = None
 ) -> Tensor:
-    """Presence of correlated pairs: one draw per pair, shared by both features (ARENA's method)."""
-    pair_present = torch.rand((batch_size, *p.shape), generator=generator).to(device) < p
+    """Which features of correlated pairs are present, ``(batch_size, inst, 2 * pairs)`` booleans.
+
+    One uniform draw per pair decides both features (present when it falls below the pair's
+    probability ``p``), so the two are present together or not at all (ARENA 1.5.4's method).
+    """
+    pair_present = torch.rand((batch_size, *p.shape), generator=generator) < p.cpu()
     return pair_present.repeat_interleave(2, dim=-1)
 
 
-def _anticorrelated_present(
-    batch_size: int, p: Tensor, generator: torch.Generator | None, device: torch.device
+def anticorrelated_present(
+    batch_size: int, p: Float[Tensor, "inst pairs"], generator: torch.Generator | None = None
 ) -> Tensor:
-    """Presence of anticorrelated pairs (ARENA's method): the first feature is present with probability
-    ``p``; only when it is absent is the second present, with probability ``p / (1 - p)``, so each
-    has marginal probability ``p`` and they are never present together."""
-    first_seed, second_seed = torch.rand((2, batch_size, *p.shape), generator=generator).to(device)
+    """Which features of anticorrelated pairs are present, ``(batch_size, inst, 2 * pairs)`` booleans.
+
+    ARENA 1.5.4's method: the first feature is present with probability ``p``; only when it is
+    absent is the second present, with probability ``p / (1 - p)``. Each has marginal probability
+    ``(1 - p) · p / (1 - p) = p``, and the two are never present together (needs ``p <= 1/2``).
+    """
+    first_seed, second_seed = torch.rand((2, batch_size, *p.shape), generator=generator)
+    p = p.cpu()
     first = first_seed < p
     second = ~first & (second_seed < p / (1 - p).clamp_min(1e-12))
     return torch.stack([first, second], dim=-1).flatten(-2)
