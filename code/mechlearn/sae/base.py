@@ -130,8 +130,8 @@ class SAE(nn.Module):
         loss = reconstruction_loss + sparsity_loss
         if auxiliary_loss is not None:
             loss = loss + auxiliary_loss
-        return SAEOutput(x_hat, latents, loss, reconstruction_loss, sparsity_loss, reconstruction_error,
-                         auxiliary_loss)
+        return SAEOutput(x_hat, latents, loss, reconstruction_loss, sparsity_loss,
+                         reconstruction_error, auxiliary_loss)
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:

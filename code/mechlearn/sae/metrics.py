@@ -79,11 +79,11 @@ def max_cosine_similarities(
     _check_tensor(W_dec, "W_dec", 2)
     _check_tensor(true_features, "true_features", 2)
     if W_dec.shape[1] != true_features.shape[1]:
-        raise ValueError(f"W_dec rows have width {W_dec.shape[1]} but the true features have width "
-                         f"{true_features.shape[1]}: both must live in the same d_in-dimensional space")
+        raise ValueError(f"W_dec rows have width {W_dec.shape[1]} but the true features have "
+                         f"width {true_features.shape[1]}: both must live in the same space")
     dec = W_dec / W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
     true = true_features / true_features.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (true @ dec.T).max(dim=1).values  # (n_features, d_sae) cosines -> best latent per feature
+    return (true @ dec.T).max(dim=1).values  # (n_features, d_sae) cosines -> best per feature
 
 
 def mmcs(W_dec: Float[Tensor, "d_sae d_in"], true_features: Float[Tensor, "n_features d_in"]) -> float:

@@ -107,7 +107,8 @@ def resample_dead_latents(
     """
     sae.check_input(x)
     if dead.shape != (sae.d_sae,) or dead.dtype != torch.bool:
-        raise ValueError(f"dead must be a bool tensor of shape (d_sae={sae.d_sae},), got {dead.dtype} {tuple(dead.shape)}")
+        raise ValueError(f"dead must be a bool tensor of shape (d_sae={sae.d_sae},), "
+                         f"got {dead.dtype} {tuple(dead.shape)}")
     n_dead = int(dead.sum())
     if n_dead == 0:
         return 0
@@ -122,7 +123,8 @@ def resample_dead_latents(
     sae.W_enc[:, dead] = directions.T * encoder_scale * encoder_norm
     sae.b_enc[dead] = 0.0
     if optimizer is not None:
-        for param, index in ((sae.W_dec, dead), (sae.W_enc, (slice(None), dead)), (sae.b_enc, dead)):
+        entries = ((sae.W_dec, dead), (sae.W_enc, (slice(None), dead)), (sae.b_enc, dead))
+        for param, index in entries:
             for moment in ("exp_avg", "exp_avg_sq"):
                 if moment in optimizer.state.get(param, {}):
                     optimizer.state[param][moment][index] = 0.0
