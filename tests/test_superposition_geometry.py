@@ -301,6 +301,13 @@ def test_dimensionality_figure():
                  name="scatter = D_i")
     assert sorted(s.y0 for s in fig.layout.shapes) == sorted(a / b for a, b in geo.STICKY_FRACTIONS)
     assert fig.layout.xaxis.type == "log"
+    kept = plots.dimensionality_figure(W, p, min_norm=1.0).data[0]
+    assert len(kept.y) == int((geo.feature_norms(W) >= 1.0).sum()) < 15
+    zero = torch.cat([W, torch.zeros(1, 2, 5, dtype=torch.float64)])
+    line = plots.dimensionality_figure(zero, [1.0, 0.1, 0.01, 0.001]).data[1]
+    assert len(line.y) == 3  # the all-zero instance (inf dimensions per feature) is left out
+    with pytest.raises(ValueError, match="min_norm should be"):
+        unchecked(plots.dimensionality_figure)(W, p, min_norm=-1.0)
     with pytest.raises(ValueError, match="one value per instance"):
         unchecked(plots.dimensionality_figure)(W, [0.5, 0.1])
     with pytest.raises(ValueError, match=r"in \(0, 1\]"):

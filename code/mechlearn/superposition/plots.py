@@ -21,6 +21,7 @@ Figures have fixed sizes (680 pixels wide, for a 7-inch text column); a page sho
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -241,6 +242,7 @@ def dimensionality_figure(
     W: Float[Tensor, "n_inst d_hidden n_features"],
     feature_probability: Float[Tensor, "n_inst *features"] | Sequence[float],
     title: str | None = None,
+    min_norm: float | int = 0.0,
 ) -> Any:
     """Dimensions per feature against sparsity, each feature's dimensionality on top (the paper's figure).
 
@@ -253,40 +255,56 @@ def dimensionality_figure(
         W: the toy model's weights, one instance per sparsity.
         feature_probability: ``(n_inst,)`` or ``(n_inst, n_features)`` (the first feature's value is
             used) or a list, each in (0, 1].
+        title: the figure title.
+        min_norm: scatter only the features with ``‖W_i‖ ≥ min_norm`` (all by default; 0.5 keeps the
+            represented ones and hides the dropped features piled up at ``D_i = 0``).
 
     Returns:
-        A ``plotly.graph_objects.Figure`` with two traces, the line (``n_inst`` points) and the feature
-        scatter (``n_inst * n_features`` points), and one horizontal line per sticky fraction.
+        A ``plotly.graph_objects.Figure`` with two traces, the feature scatter (one point per
+        feature kept) and the line (``n_inst`` points; an all-zero instance, with infinitely many
+        dimensions per feature, is left out), and one horizontal line per sticky fraction.
 
     Raises:
-        ValueError: ``feature_probability`` does not have one value per instance or is outside (0, 1].
+        ValueError: ``feature_probability`` does not have one value per instance or is outside
+            (0, 1], or ``min_norm`` is negative or not finite.
     """
     go = _go()
     W, _, _ = _select(W, None, None)
     n_inst, _, n_features = W.shape
-    p = torch.as_tensor(feature_probability, dtype=torch.float64) if not isinstance(feature_probability, Tensor) \
-        else feature_probability.detach().to("cpu", torch.float64)
+    if isinstance(feature_probability, Tensor):
+        p = feature_probability.detach().to("cpu", torch.float64)
+    else:
+        p = torch.as_tensor(feature_probability, dtype=torch.float64)
     if p.ndim == 2:
         p = p[:, 0]
     if p.shape != (n_inst,):
-        raise ValueError(f"feature_probability should have one value per instance ({n_inst}), got shape {tuple(p.shape)}")
+        raise ValueError(f"feature_probability should have one value per instance ({n_inst}), "
+                         f"got shape {tuple(p.shape)}")
     if not bool(((p > 0) & (p <= 1)).all()):
         raise ValueError(f"feature_probability should be in (0, 1], got {p.tolist()}")
+    if isinstance(min_norm, bool) or not isinstance(min_norm, (float, int)) or not 0 <= min_norm < math.inf:
+        raise ValueError(f"min_norm should be a finite non-negative number, got {min_norm!r}")
     x = (1 / p).numpy()
     dims, dim_fracs = dimensions_per_feature(W).numpy(), feature_dimensionality(W).numpy()
+    keep = (feature_norms(W) >= min_norm).numpy()
     spread = 2 ** ((torch.arange(n_features, dtype=torch.float64) / max(n_features - 1, 1) - 0.5) * 0.25).numpy()
-    sx = (x[:, None] * spread[None, :]).ravel()
+    sx = x[:, None] * spread[None, :]
     fig = go.Figure()
     for a, b in STICKY_FRACTIONS:
         fig.add_hline(a / b, line={"color": "#9467bd", "width": 1, "dash": "dot"},
-                      annotation={"text": f"{a}/{b}" if b > 1 else "1", "font_size": 10}, annotation_position="right")
-    fig.add_trace(go.Scatter(x=sx, y=dim_fracs.ravel(), mode="markers", name="feature dimensionality D_i",
+                      annotation={"text": f"{a}/{b}" if b > 1 else "1", "font_size": 10},
+                      annotation_position="left" if b in (4, 8) else "right")
+    fig.add_trace(go.Scatter(x=sx[keep], y=dim_fracs[keep], mode="markers", name="feature dimensionality D_i",
                              marker={"size": 4, "color": "rgba(80,80,80,0.45)"},
                              hovertemplate="1/(1-S) %{x:.3g}: D_i = %{y:.3f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=dims, mode="lines+markers", name="dimensions per feature m / ‖W‖²_F",
+    finite = dims < math.inf
+    fig.add_trace(go.Scatter(x=x[finite], y=dims[finite], mode="lines+markers",
+                             name="dimensions per feature m / ‖W‖²_F",
                              line={"color": "#d62728", "width": 2}, marker={"size": 6},
                              hovertemplate="1/(1-S) %{x:.3g}: %{y:.3f} dims/feature<extra></extra>"))
-    fig.update_xaxes(type="log", title_text="1 / (1 − S)   (dense ← → sparse)")
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if x.min() / 1.5 <= t <= x.max() * 1.5]
+    fig.update_xaxes(type="log", title_text="1 / (1 − S)   (dense ← → sparse)", tickvals=ticks,
+                     ticktext=[str(t) for t in ticks])
     fig.update_yaxes(title_text="dimensions", range=[0, 1.1])
     fig.update_layout(legend={"orientation": "h", "y": -0.2, "x": 0.0})
     return _finish(fig, title, 440, top=50 if title else 20)
