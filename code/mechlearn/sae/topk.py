@@ -11,7 +11,7 @@ set directly instead of through a coefficient whose effect has to be found by a 
 differentiable where it matters: the gradient reaches the k selected pre-activations unchanged
 and the others get none (a piecewise-linear map, like ReLU).
 
-**AuxK** (optional, Gao et al. §A.2): a latent that has not fired for ``dead_tokens`` inputs is
+**AuxK** (optional, Gao et al.): a latent that has not fired for ``dead_tokens`` inputs is
 dead, and since it is never selected it never gets a gradient. AuxK gives dead latents one: take
 the ``aux_k`` largest pre-activations *among the dead latents*, decode them without ``b_dec``, and
 ask them to reconstruct the main model's residual ``e = x − x̂`` (held fixed):
