@@ -50,7 +50,8 @@ from mechlearn.sae.training import ARCHITECTURES, make_sae, train_sae
 
 __all__ = [
     "CHAR_LM_HOOK", "DEFAULT_ARCHITECTURE", "LM_CHECKPOINT_DIR", "D_SAE", "SEQ_LEN",
-    "EVAL_SEQUENCES", "EVAL_SEED", "CHAR_LM_SAE_KWARGS", "CHAR_LM_SAE_TRAIN", "FRONTIER_SWEEP", "TARGETS",
+    "EVAL_SEQUENCES", "EVAL_SEED", "CHAR_LM_SAE_KWARGS", "CHAR_LM_SAE_TRAIN", "FRONTIER_SWEEP", "FRONTIER_TRAIN",
+    "TARGETS",
     "char_lm_tokens", "char_lm_eval_tokens", "char_lm_activations", "run_with_sae", "zero_ablated_logits",
     "ce_loss_recovered", "evaluate_lm_sae", "meets_targets", "load_char_lm_sae", "load_frontier",
     "char_lm_sae_recipe", "frontier_recipe", "frontier_figure",
@@ -72,25 +73,34 @@ EVAL_SEED = 1234
 """Seed of the generator that draws the held-out validation windows."""
 
 CHAR_LM_SAE_KWARGS: dict[str, dict[str, float | int]] = {
-    "standard": {"l1_coefficient": 3.0},
-    "gated": {"l1_coefficient": 3.0},
-    "jumprelu": {"sparsity_coefficient": 3.0, "bandwidth": 0.05},
+    "standard": {"l1_coefficient": 1.0},
+    "gated": {"l1_coefficient": 2.0},
+    "jumprelu": {"sparsity_coefficient": 0.3, "bandwidth": 0.05, "threshold_init": 0.5},
     "topk": {"k": 32},
 }
-"""Each architecture's sparsity setting in the committed recipe (passed to `make_sae`)."""
+"""Each architecture's sparsity setting in the committed recipe (passed to `make_sae`).
+
+The char-LM's residual stream at `CHAR_LM_HOOK` is close to the normalisation the JumpReLU paper
+assumes (``E‖x‖²`` ≈ 117 against ``d_in`` = 128), but its ε = θ₀ = 0.001 are tuned for billions of
+training tokens: Adam moves each log-threshold by at most about the learning rate per step, so in
+3,000 steps at 1e-3 a threshold can grow about e³ ≈ 20-fold, from 0.001 to 0.02, far below the
+pre-activations' scale of about 1. θ₀ = 0.5 and a wider kernel (ε = 0.05) let them settle within the run."""
 CHAR_LM_SAE_TRAIN: dict[str, Any] = {
-    "n_train_sequences": 1600, "steps": 3000, "batch_size": 1024, "lr": 1e-3, "resample_every": 500, "seed": 0,
+    "n_train_sequences": 1600, "steps": 3000, "batch_size": 1024, "lr": 1e-3, "decay_steps": 600,
+    "resample_every": 500, "seed": 0,
 }
 """Training settings of the committed recipe: activations of ``n_train_sequences`` random training
 windows (204,800 tokens), then `train_sae` for ``steps`` Adam steps, resampling dead latents every
-``resample_every`` steps."""
+``resample_every`` steps; the learning rate decays linearly to 0 over the last ``decay_steps``."""
 FRONTIER_SWEEP: dict[str, tuple[str, tuple[float, ...]]] = {
-    "standard": ("l1_coefficient", (0.5, 1.0, 2.0, 4.0, 8.0)),
-    "gated": ("l1_coefficient", (0.5, 1.0, 2.0, 4.0, 8.0)),
-    "jumprelu": ("sparsity_coefficient", (0.5, 1.0, 2.0, 4.0, 8.0)),
-    "topk": ("k", (4, 8, 16, 32, 64)),
+    "standard": ("l1_coefficient", (0.5, 1.0, 2.0, 4.0)),
+    "gated": ("l1_coefficient", (0.5, 1.0, 2.0, 4.0)),
+    "jumprelu": ("sparsity_coefficient", (0.3, 1.0, 3.0, 10.0)),
+    "topk": ("k", (8, 16, 32, 64)),
 }
 """The sparsity knob swept per architecture by `frontier_recipe`, and its values."""
+FRONTIER_TRAIN: dict[str, Any] = CHAR_LM_SAE_TRAIN | {"steps": 1200, "decay_steps": 240}
+"""Training settings of each frontier point: `CHAR_LM_SAE_TRAIN` with fewer steps (16 SAEs in one run)."""
 TARGETS = {"fve": 0.9, "l0": 32.0, "ce_loss_recovered": 0.9, "dead_fraction": 0.05}
 """The issue's targets on held-out tokens: FVE ≥ 0.9 at mean L0 ≤ 32, CE loss recovered ≥ 0.9,
 dead fraction ≤ 0.05 (after resampling)."""
@@ -167,7 +177,9 @@ def _reconstruct(sae: nn.Module, act: Tensor) -> Tensor:
             f"the SAE expects activations of width d_in={d_in}, but this hook's activations have width "
             f"{act.shape[-1]} (shape {tuple(act.shape)}): train the SAE on this hook"
         )
-    return sae.decode(sae.encode(act))
+    weights = getattr(sae, "W_dec", None)
+    x = act.to(weights.dtype) if isinstance(weights, Tensor) else act
+    return sae.decode(sae.encode(x)).to(act.dtype)
 
 
 def run_with_sae(
@@ -192,7 +204,7 @@ def run_with_sae(
         x_hat = _reconstruct(sae, act)
         if keep_error:
             x_hat = x_hat + (act - x_hat).detach()
-        return x_hat.to(act.dtype)
+        return x_hat
 
     return run_with_hooks(model, tokens, [(hook, splice)])
 
@@ -237,7 +249,8 @@ def ce_loss_recovered(
     spliced = _next_token_loss(run_with_sae(model, sae, tokens, hook), tokens)
     zero = _next_token_loss(zero_ablated_logits(model, tokens, hook), tokens)
     if zero == clean:
-        raise ValueError(f"zero-ablating {hook} does not change the loss ({clean:.6g}): the recovered fraction is undefined")
+        raise ValueError(f"zero-ablating {hook} does not change the loss ({clean:.6g}): "
+                         "the recovered fraction is undefined")
     return {"clean": clean, "spliced": spliced, "zero_ablated": zero, "recovered": (zero - spliced) / (zero - clean)}
 
 
@@ -254,11 +267,11 @@ def evaluate_lm_sae(
         ``ce_zero_ablated`` and ``ce_loss_recovered``, and ``n_tokens``.
     """
     acts = char_lm_activations(model, tokens, hook)
-    latents = sae.encode(acts.to(sae.W_dec.dtype) if hasattr(sae, "W_dec") else acts)
-    x_hat = sae.decode(latents)
+    latents = sae.encode(acts.to(sae.W_dec.dtype))
+    x_hat = sae.decode(latents).to(acts.dtype)
     ce = ce_loss_recovered(model, sae, tokens, hook)
     return {
-        "fve": fraction_variance_explained(acts, x_hat.to(acts.dtype)),
+        "fve": fraction_variance_explained(acts, x_hat),
         "l0": l0(latents),
         "dead_fraction": dead_fraction(latents),
         "ce_clean": ce["clean"], "ce_spliced": ce["spliced"], "ce_zero_ablated": ce["zero_ablated"],
@@ -295,7 +308,9 @@ def _load_sae(path: Path) -> nn.Module:
     return sae.eval()
 
 
-def load_char_lm_sae(architecture: str = DEFAULT_ARCHITECTURE, directory: str | Path | None = None) -> tuple[nn.Module, dict]:
+def load_char_lm_sae(
+    architecture: str = DEFAULT_ARCHITECTURE, directory: str | Path | None = None
+) -> tuple[nn.Module, dict]:
     """``(sae, manifest)``: a char-LM SAE of ``architecture`` from ``directory``, after checking its sha256.
 
     Args:
@@ -334,16 +349,17 @@ def _training_activations(model: nn.Module, n_sequences: int, generator: torch.G
 
 
 def _train_one(architecture: str, kwargs: dict, acts: Tensor, train: dict, generator: torch.Generator,
-               progress: bool) -> tuple[nn.Module, dict, float]:
+               progress: bool) -> tuple[nn.Module, list, float]:
     sae = make_sae(architecture, acts.shape[-1], D_SAE, **kwargs, generator=generator)
     t0 = time.process_time()
     history = train_sae(sae, acts, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
-                        generator=generator, resample_every=train["resample_every"], progress=progress)
+                        generator=generator, resample_every=train["resample_every"],
+                        decay_steps=train["decay_steps"], progress=progress)
     return sae.eval(), history, time.process_time() - t0
 
 
 def _quick(train: dict) -> dict:
-    return train | {"n_train_sequences": 64, "steps": 60, "batch_size": 256, "resample_every": 20}
+    return train | {"n_train_sequences": 64, "steps": 60, "batch_size": 256, "resample_every": 20, "decay_steps": 10}
 
 
 def char_lm_sae_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict:
@@ -398,9 +414,9 @@ def _thin(history: Any, keep: int = 30) -> Any:
 def frontier_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict:
     """Sweep each architecture's sparsity knob (`FRONTIER_SWEEP`) in one run; write ``sae_frontier.json``.
 
-    Every point is an SAE trained like `char_lm_sae_recipe`'s (same activations, same settings)
-    and evaluated on the same held-out tokens: L0, FVE, CE loss recovered, dead fraction. ``quick``
-    sweeps two values per architecture with a few steps.
+    Every point is an SAE trained like `char_lm_sae_recipe`'s (same activations, same optimiser)
+    but for `FRONTIER_TRAIN`'s fewer steps, and evaluated on the same held-out tokens: L0, FVE,
+    CE loss recovered, dead fraction. ``quick`` trains one value per architecture for a few steps.
 
     Returns:
         The results written: ``{"hook", "d_sae", "training", "eval", "points": [...], "seconds", ...}``.
@@ -411,7 +427,7 @@ def frontier_recipe(out_dir: str | Path, quick: bool = False, progress: bool = T
     from mechlearn.gpt import load_char_lm
 
     out = recipe_output_dir(out_dir)
-    train = _quick(CHAR_LM_SAE_TRAIN) if quick else dict(CHAR_LM_SAE_TRAIN)
+    train = _quick(FRONTIER_TRAIN) if quick else dict(FRONTIER_TRAIN)
     model, _, lm_manifest = load_char_lm()
     generator = torch.Generator().manual_seed(train["seed"])
     acts = _training_activations(model, train["n_train_sequences"], generator)
@@ -419,7 +435,7 @@ def frontier_recipe(out_dir: str | Path, quick: bool = False, progress: bool = T
     points, total = [], 0.0
     for arch in ARCHITECTURES:
         knob, values = FRONTIER_SWEEP[arch]
-        for value in values[1:4:2] if quick else values:
+        for value in values[2:3] if quick else values:
             kwargs = CHAR_LM_SAE_KWARGS[arch] | {knob: value}
             sae, _, seconds = _train_one(arch, kwargs, acts, train, generator, progress)
             metrics = evaluate_lm_sae(model, sae, eval_tokens, CHAR_LM_HOOK)
