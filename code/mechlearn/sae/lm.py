@@ -222,7 +222,7 @@ def zero_ablated_logits(
 
 
 def _next_token_loss(logits: Tensor, tokens: Tensor) -> float:
-    return float(next_token_loss(logits[:, :-1], tokens[:, 1:]))
+    return float(next_token_loss(logits[:, :-1].detach(), tokens[:, 1:]))
 
 
 @torch.no_grad()
