@@ -360,3 +360,18 @@ def test_fuzz_probability_shapes(shape):
     else:
         with pytest.raises(ValueError, match=r"broadcastable to \(n_instances, n_features\) = \(2, 3\)"):
             unchecked(ToyModel)(cfg, p)
+
+
+def test_pair_functions_directly():
+    """The public pair functions: shapes, and the closed forms on a (2, 3) grid of probabilities."""
+    from mechlearn.superposition.toy import anticorrelated_present, correlated_present
+
+    p = torch.tensor([[0.5, 0.1, 0.0], [0.3, 0.02, 0.25]])
+    together = correlated_present(20_000, p, torch.Generator().manual_seed(3))
+    apart = anticorrelated_present(20_000, p, torch.Generator().manual_seed(4))
+    assert together.shape == apart.shape == (20_000, 2, 6) and together.dtype == torch.bool
+    assert torch.equal(together[..., 0::2], together[..., 1::2])
+    assert not (apart[..., 0::2] & apart[..., 1::2]).any()
+    _assert_rate(together[..., 0::2], p, "correlated pairs")
+    _assert_rate(apart, p.repeat_interleave(2, dim=-1), "anticorrelated features")
+    assert not apart[:, 0, 4:6].any() and not together[:, 0, 4:6].any()  # p = 0: never present
