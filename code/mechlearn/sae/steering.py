@@ -137,16 +137,19 @@ def _checked_metric(metric: Any) -> None:
 # -- steering -----------------------------------------------------------------------------------
 
 
-def steering_hook(sae: SAE, latent: int, coefficient: float | int, positions: Positions = None) -> HookFn:
-    """A hook that adds ``coefficient * sae.W_dec[latent]`` to the activation at ``positions``.
+def steering_hook(
+    sae: SAE, latent: int, coefficient: float | int, positions: Positions = None
+) -> HookFn:
+    """A hook adding ``coefficient * sae.W_dec[latent]`` to the activation at positions.
 
-    As ARENA 1.3.3's ``steering_hook``: the latent's decoder direction, scaled by how strongly we
-    pretend it fires, added to the ``(batch, pos, d_in)`` activation the SAE reads.
+    As ARENA 1.3.3's ``steering_hook``: the latent's decoder direction, scaled by how
+    strongly we pretend it fires, added to the ``(batch, pos, d_in)`` activation.
 
     Raises:
-        ValueError: a latent outside ``[0, d_sae)``, a non-finite coefficient, bad positions; when
-            the hook runs, activations of the wrong width.
-        TypeError: ``sae`` is not an SAE; when the hook runs, activations of another dtype than the SAE's.
+        ValueError: a latent outside ``[0, d_sae)``, a non-finite coefficient, bad
+            positions; when the hook runs, activations of the wrong width.
+        TypeError: ``sae`` is not an SAE; when the hook runs, activations of another
+            dtype than the SAE's.
     """
     _check_sae(sae)
     (latent,) = _check_latents(sae, latent)
@@ -158,7 +161,8 @@ def steering_hook(sae: SAE, latent: int, coefficient: float | int, positions: Po
         direction = sae.W_dec[latent].detach()
         if positions is None:
             return act + coefficient * direction
-        return act + coefficient * _position_mask(positions, act.shape[1], act) * direction
+        mask = _position_mask(positions, act.shape[1], act)  # (pos, 1)
+        return act + coefficient * mask * direction
 
     return steer
 
@@ -220,19 +224,25 @@ def generate_with_steering(
 
 
 def ablation_hook(
-    sae: SAE, latents: int | Sequence[int], positions: Positions = None, *, error_term: bool = True
+    sae: SAE,
+    latents: int | Sequence[int],
+    positions: Positions = None,
+    *,
+    error_term: bool = True,
 ) -> HookFn:
     """A hook that splices the SAE in with ``latents`` zeroed at ``positions``.
 
-    With ``error_term=True`` it returns ``x + (x̂(f') - x̂(f))``, which is ``x̂(f') + (x - x̂(f))``
-    written so that zeroing nothing returns ``x`` bit for bit: the only change to the forward pass
-    is the zeroed latents' contribution. With ``error_term=False`` it returns ``x̂(f')``, the SAE's
-    reconstruction alone (ARENA's splice), which changes the model even when nothing is zeroed.
+    With ``error_term=True`` it returns ``x + (x̂(f') - x̂(f))``, which is ``x̂(f') +
+    (x - x̂(f))`` written so that zeroing nothing returns ``x`` bit for bit: the only
+    change to the forward pass is the zeroed latents' contribution. With
+    ``error_term=False`` it returns ``x̂(f')``, the reconstruction alone (ARENA's splice),
+    which changes the model even when nothing is zeroed.
 
     Raises:
-        ValueError: a latent outside ``[0, d_sae)``, bad positions; when the hook runs, activations
-            of the wrong width.
-        TypeError: ``sae`` is not an SAE; when the hook runs, activations of another dtype than the SAE's.
+        ValueError: a latent outside ``[0, d_sae)``, bad positions; when the hook runs,
+            activations of the wrong width.
+        TypeError: ``sae`` is not an SAE; when the hook runs, activations of another
+            dtype than the SAE's.
     """
     _check_sae(sae)
     latents = _check_latents(sae, latents)
@@ -286,45 +296,55 @@ def latent_ablation_effects(
     latents: Sequence[int] | None = None,
     copies_per_forward: int | None = None,
 ) -> Float[Tensor, " d_sae"]:
-    """``metric(ablated) - metric(clean)`` for each latent zeroed alone (error term kept), as ``(d_sae,)``.
+    """``metric(ablated) - metric(clean)`` for each latent zeroed alone, as ``(d_sae,)``.
 
-    Entry ``i`` is what `ablate_latent` with ``latent=i`` does to the metric. Only latents that
-    fire somewhere at ``positions`` (and are in ``latents``, if given) are run: the rest have
-    effect exactly 0. They run ``copies_per_forward`` at a time (by default about 8192 token rows
-    per forward pass), copy ``c`` of the batch with its own latent ``l_c`` zeroed: the decoder is
-    affine, so copy ``c``'s activation moves by ``-f_{l_c} W_dec[l_c]`` at the chosen positions.
-    The metric is called on each copy's logits, of the same shape as the clean ones. On our `GPT`
-    at a ``blocks.L.hook_resid_pre`` hook, the copies start at block ``L`` (everything before the
-    hook is the same for all of them and runs once); elsewhere they run the whole model.
+    Entry ``i`` is what `ablate_latent` with ``latent=i`` (error term kept) does to the
+    metric. Only latents that fire somewhere at ``positions`` (and are in ``latents``, if
+    given) are run: the rest have effect exactly 0. They run ``copies_per_forward`` at a
+    time (by default about 8192 token rows per forward pass), copy ``c`` of the batch with
+    its own latent ``l_c`` zeroed: the decoder is affine, so copy ``c``'s activation
+    moves by ``-f_{l_c} W_dec[l_c]`` at the chosen positions. The metric is called on
+    each copy's logits. On our `GPT` at a ``blocks.L.hook_resid_pre`` hook, the copies
+    start at block ``L`` (what comes before the hook is the same for all and runs once).
 
     Raises:
         KeyError: the model has no hook point ``hook``.
-        ValueError: bad latents or positions, a non-scalar metric, activations of the wrong width.
+        ValueError: bad latents or positions, a non-scalar metric, activations of the
+            wrong width.
         TypeError: ``sae`` is not an SAE, ``metric`` is not callable.
     """
     tokens = _checked(model, sae, tokens, hook)
     _checked_metric(metric)
     positions = _check_positions(positions)
-    chosen = _check_latents(sae, list(range(sae.d_sae)) if latents is None else list(latents))
-    batch, n_pos = tokens.shape
-    step = max(1, _ROWS_PER_FORWARD // (batch * n_pos)) if copies_per_forward is None else copies_per_forward
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise ValueError(f"copies_per_forward should be a positive int or None, got {copies_per_forward!r}")
+    every = list(range(sae.d_sae))
+    chosen = _check_latents(sae, every if latents is None else list(latents))
+    step = _copies_per_forward(copies_per_forward, tokens)
     found: dict[str, Tensor] = {}
 
     def read(act: Tensor, hook: Any) -> None:
         _check_activation(act, sae, hook.name)
-        found["x"], found["f"] = act, sae.encode(act) * _position_mask(positions, act.shape[1], act)
+        mask = _position_mask(positions, act.shape[1], act)
+        found["x"], found["f"] = act, sae.encode(act) * mask  # f: 0 off the positions
 
     with torch.no_grad():
-        clean = check_scalar_metric(metric(run_with_hooks(model, tokens, [(hook, read)])), "metric")
+        logits = run_with_hooks(model, tokens, [(hook, read)])
+    clean = check_scalar_metric(metric(logits), "metric")
     fires = found["f"].abs().sum(dim=(0, 1)) > 0
     todo = [i for i in chosen if fires[i]]
     effects = torch.zeros(sae.d_sae, dtype=clean.dtype)
     for start in range(0, len(todo), step):
         chunk = todo[start : start + step]
-        effects[chunk] = _ablate_copies(model, sae, tokens, metric, hook, found["x"], found["f"], chunk) - clean
+        values = _ablate_copies(model, sae, tokens, metric, hook, found, chunk)
+        effects[chunk] = values - clean
     return effects
+
+
+def _copies_per_forward(copies_per_forward: Any, tokens: Tensor) -> int:
+    if copies_per_forward is None:
+        return max(1, _ROWS_PER_FORWARD // tokens.numel())
+    if isinstance(copies_per_forward, bool) or not isinstance(copies_per_forward, int) or copies_per_forward < 1:
+        raise ValueError(f"copies_per_forward should be a positive int or None, got {copies_per_forward!r}")
+    return copies_per_forward
 
 
 def _start_block(model: Any, hook: str) -> int | None:
@@ -334,12 +354,14 @@ def _start_block(model: Any, hook: str) -> int | None:
 
 
 def _ablate_copies(
-    model: Any, sae: SAE, tokens: Tensor, metric: Metric, hook: str, x: Tensor, f: Tensor, chunk: list[int]
+    model: Any, sae: SAE, tokens: Tensor, metric: Metric, hook: str, found: dict[str, Tensor], chunk: list[int]
 ) -> Tensor:
     """The metric of ``len(chunk)`` copies of the batch, copy ``c`` with latent ``chunk[c]`` zeroed.
 
-    ``x`` is the clean activation at ``hook`` and ``f`` its latents, zero outside the ablated positions.
+    ``found["x"]`` is the clean activation at ``hook`` and ``found["f"]`` its latents, zero
+    outside the ablated positions.
     """
+    x, f = found["x"], found["f"]
     n, batch = len(chunk), tokens.shape[0]
     delta = torch.einsum("bpc,cd->cbpd", f[..., chunk], sae.W_dec[chunk])  # (copy, batch, pos, d_in)
     with torch.no_grad():
@@ -368,13 +390,14 @@ def latent_attribution(
     hook: str,
     positions: Positions = None,
 ) -> Float[Tensor, " d_sae"]:
-    """Attribution patching's estimate of `latent_ablation_effects`, from one forward and one backward pass.
+    """Attribution patching's estimate of `latent_ablation_effects`, in one backward pass.
 
-    Entry ``i`` is ``-sum over batch and positions of f_i · ∂metric/∂f_i``: the linear estimate of
-    zeroing latent ``i`` at ``positions`` (Nanda 2023; Syed et al. 2023). The SAE is spliced in as
-    ``x + (x̂(f) - x̂(f).detach())``: the forward value is ``x`` exactly (the clean run, as the error
-    term keeps it) while the gradient reaches ``f`` through the decoder, ``∂metric/∂f_i = W_dec[i] ·
-    ∂metric/∂x``. Gradients are taken with ``torch.autograd.grad``, so no parameter's ``.grad`` changes.
+    Entry ``i`` is ``-sum over batch and positions of f_i · ∂metric/∂f_i``, the linear
+    estimate of zeroing latent ``i`` at ``positions`` (Nanda 2023; Syed et al. 2023).
+    The SAE is spliced in as ``x + (x̂(f) - x̂(f).detach())``: the forward value is ``x``
+    exactly (the clean run, as the error term keeps it), and the gradient reaches ``f``
+    through the decoder, ``∂metric/∂f_i = W_dec[i] · ∂metric/∂x``. It is taken with
+    ``torch.autograd.grad``, so no parameter's ``.grad`` changes.
 
     Raises:
         KeyError: the model has no hook point ``hook``.
@@ -394,9 +417,11 @@ def latent_attribution(
         return act + (x_hat - x_hat.detach())  # the value is act bit for bit
 
     with torch.enable_grad():
-        value = check_scalar_metric(metric(run_with_hooks(model, tokens, [(hook, splice)])), "metric")
+        logits = run_with_hooks(model, tokens, [(hook, splice)])
+        value = check_scalar_metric(metric(logits), "metric")
         (grad,) = torch.autograd.grad(value, [found["f"]], allow_unused=True)
     f = found["f"].detach()
     if grad is None:  # the metric does not depend on this hook
         return torch.zeros(sae.d_sae, dtype=f.dtype)
-    return -(f * grad * _position_mask(positions, f.shape[1], f)).sum(dim=(0, 1))
+    mask = _position_mask(positions, f.shape[1], f)  # (pos, 1)
+    return -(f * grad * mask).sum(dim=(0, 1))
