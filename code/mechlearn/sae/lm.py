@@ -396,7 +396,7 @@ def char_lm_sae_recipe(out_dir: str | Path, quick: bool = False, progress: bool 
             n_train_tokens=int(acts.shape[0]), eval={"split": "validation", "n_sequences": int(eval_tokens.shape[0]),
                                                        "seq_len": SEQ_LEN, "seed": EVAL_SEED},
             char_lm_sha256=lm_manifest["sha256"], bytes=ckpt.stat().st_size, torch=torch.__version__,
-            history=_thin(history), quick=quick,
+            resampled=sum(row["resampled"] for row in history), history=_thin(history), quick=quick,
         )
         summary["files"].append(ckpt.name)
         summary["metrics"][arch], summary["met"][arch] = metrics, meets_targets(metrics)
@@ -437,10 +437,10 @@ def frontier_recipe(out_dir: str | Path, quick: bool = False, progress: bool = T
         knob, values = FRONTIER_SWEEP[arch]
         for value in values[2:3] if quick else values:
             kwargs = CHAR_LM_SAE_KWARGS[arch] | {knob: value}
-            sae, _, seconds = _train_one(arch, kwargs, acts, train, generator, progress)
+            sae, history, seconds = _train_one(arch, kwargs, acts, train, generator, progress)
             metrics = evaluate_lm_sae(model, sae, eval_tokens, CHAR_LM_HOOK)
             points.append({"architecture": arch, "knob": knob, "value": value, **metrics,
-                           "seconds": round(seconds, 2)})
+                           "resampled": sum(row["resampled"] for row in history), "seconds": round(seconds, 2)})
             total += seconds
     result = {"hook": CHAR_LM_HOOK, "d_sae": D_SAE, "training": train, "seed": train["seed"],
               "eval": {"split": "validation", "n_sequences": int(eval_tokens.shape[0]), "seq_len": SEQ_LEN,
