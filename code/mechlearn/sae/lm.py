@@ -480,5 +480,6 @@ def frontier_figure(results: dict) -> Any:
     fig.add_vline(x=TARGETS["l0"], line_dash="dash", line_color="grey")
     fig.add_hline(y=TARGETS["ce_loss_recovered"], line_dash="dash", line_color="grey")
     fig.update_layout(xaxis_title="L0 (latents firing per token, held-out)", yaxis_title="CE loss recovered",
-                      xaxis_type="log", template="plotly_white", height=420, legend_title_text="architecture")
+                      xaxis_type="log", template="plotly_white", height=420, legend_title_text="architecture",
+                      margin={"t": 30})
     return fig
