@@ -140,10 +140,10 @@ def _checked_metric(metric: Any) -> None:
 def steering_hook(
     sae: SAE, latent: int, coefficient: float | int, positions: Positions = None
 ) -> HookFn:
-    """A hook adding ``coefficient * sae.W_dec[latent]`` to the activation at positions.
+    """A hook that adds ``coefficient * sae.W_dec[latent]`` at ``positions``.
 
-    As ARENA 1.3.3's ``steering_hook``: the latent's decoder direction, scaled by how
-    strongly we pretend it fires, added to the ``(batch, pos, d_in)`` activation.
+    As ARENA 1.3.3's ``steering_hook``: the latent's decoder direction, scaled by
+    how strongly we pretend it fires, added to the ``(batch, pos, d_in)`` activation.
 
     Raises:
         ValueError: a latent outside ``[0, d_sae)``, a non-finite coefficient, bad
@@ -232,15 +232,15 @@ def ablation_hook(
 ) -> HookFn:
     """A hook that splices the SAE in with ``latents`` zeroed at ``positions``.
 
-    With ``error_term=True`` it returns ``x + (x̂(f') - x̂(f))``, which is ``x̂(f') +
-    (x - x̂(f))`` written so that zeroing nothing returns ``x`` bit for bit: the only
-    change to the forward pass is the zeroed latents' contribution. With
-    ``error_term=False`` it returns ``x̂(f')``, the reconstruction alone (ARENA's splice),
-    which changes the model even when nothing is zeroed.
+    With ``error_term=True`` it returns ``x + (x̂(f') - x̂(f))``, which is
+    ``x̂(f') + (x - x̂(f))`` written so that zeroing nothing returns ``x`` bit for
+    bit: the only change to the forward pass is the zeroed latents' contribution.
+    With ``error_term=False`` it returns ``x̂(f')``, the reconstruction alone
+    (ARENA's splice), which changes the model even when nothing is zeroed.
 
     Raises:
-        ValueError: a latent outside ``[0, d_sae)``, bad positions; when the hook runs,
-            activations of the wrong width.
+        ValueError: a latent outside ``[0, d_sae)``, bad positions; when the hook
+            runs, activations of the wrong width.
         TypeError: ``sae`` is not an SAE; when the hook runs, activations of another
             dtype than the SAE's.
     """
@@ -296,21 +296,22 @@ def latent_ablation_effects(
     latents: Sequence[int] | None = None,
     copies_per_forward: int | None = None,
 ) -> Float[Tensor, " d_sae"]:
-    """``metric(ablated) - metric(clean)`` for each latent zeroed alone, as ``(d_sae,)``.
+    """``metric(ablated) - metric(clean)``, each latent zeroed alone: ``(d_sae,)``.
 
-    Entry ``i`` is what `ablate_latent` with ``latent=i`` (error term kept) does to the
-    metric. Only latents that fire somewhere at ``positions`` (and are in ``latents``, if
-    given) are run: the rest have effect exactly 0. They run ``copies_per_forward`` at a
-    time (by default about 8192 token rows per forward pass), copy ``c`` of the batch with
-    its own latent ``l_c`` zeroed: the decoder is affine, so copy ``c``'s activation
-    moves by ``-f_{l_c} W_dec[l_c]`` at the chosen positions. The metric is called on
-    each copy's logits. On our `GPT` at a ``blocks.L.hook_resid_pre`` hook, the copies
-    start at block ``L`` (what comes before the hook is the same for all and runs once).
+    Entry ``i`` is what `ablate_latent` with ``latent=i`` (error term kept) does to
+    the metric. Only latents that fire somewhere at ``positions`` (and are in
+    ``latents``, if given) are run: the rest have effect exactly 0. They run
+    ``copies_per_forward`` at a time (by default about 8192 token rows per forward
+    pass), copy ``c`` of the batch with its own latent ``l_c`` zeroed: the decoder
+    is affine, so copy ``c``'s activation moves by ``-f_{l_c} W_dec[l_c]`` at the
+    chosen positions. The metric is called on each copy's logits. On our `GPT` at a
+    ``blocks.L.hook_resid_pre`` hook the copies start at block ``L``: what comes
+    before the hook is the same for all of them and runs once.
 
     Raises:
         KeyError: the model has no hook point ``hook``.
-        ValueError: bad latents or positions, a non-scalar metric, activations of the
-            wrong width.
+        ValueError: bad latents or positions, a non-scalar metric, activations of
+            the wrong width.
         TypeError: ``sae`` is not an SAE, ``metric`` is not callable.
     """
     tokens = _checked(model, sae, tokens, hook)
@@ -390,18 +391,20 @@ def latent_attribution(
     hook: str,
     positions: Positions = None,
 ) -> Float[Tensor, " d_sae"]:
-    """Attribution patching's estimate of `latent_ablation_effects`, in one backward pass.
+    """Attribution patching's estimate of `latent_ablation_effects`, in one pass.
 
-    Entry ``i`` is ``-sum over batch and positions of f_i · ∂metric/∂f_i``, the linear
-    estimate of zeroing latent ``i`` at ``positions`` (Nanda 2023; Syed et al. 2023).
-    The SAE is spliced in as ``x + (x̂(f) - x̂(f).detach())``: the forward value is ``x``
-    exactly (the clean run, as the error term keeps it), and the gradient reaches ``f``
-    through the decoder, ``∂metric/∂f_i = W_dec[i] · ∂metric/∂x``. It is taken with
+    Entry ``i`` is ``-sum over batch and positions of f_i · ∂metric/∂f_i``, the
+    linear estimate of zeroing latent ``i`` at ``positions`` (Nanda 2023; Syed et
+    al. 2023), from one forward and one backward pass. The SAE is spliced in as
+    ``x + (x̂(f) - x̂(f).detach())``: the forward value is ``x`` exactly (the clean
+    run, as the error term keeps it), and the gradient reaches ``f`` through the
+    decoder, ``∂metric/∂f_i = W_dec[i] · ∂metric/∂x``. It is taken with
     ``torch.autograd.grad``, so no parameter's ``.grad`` changes.
 
     Raises:
         KeyError: the model has no hook point ``hook``.
-        ValueError: bad positions, a non-scalar metric, activations of the wrong width.
+        ValueError: bad positions, a non-scalar metric, activations of the wrong
+            width.
         TypeError: ``sae`` is not an SAE, ``metric`` is not callable.
     """
     tokens = _checked(model, sae, tokens, hook)
