@@ -259,6 +259,39 @@ def test_resampling_replaces_dead_rows_as_specified():
         assert_close(opt.state[sae.b_dec][k], moments["b_dec"][k], EXACT, name="b_dec moments")
 
 
+class ScaledSAE(StandardSAE):
+    """A standard SAE with an extra per-latent parameter, to test the `reset_latents` hook."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scale = torch.nn.Parameter(torch.ones(self.d_sae))
+
+    def encode(self, x):
+        return super().encode(x) * self.scale
+
+    def reset_latents(self, dead):
+        with torch.no_grad():
+            self.scale[dead] = 1.0
+
+
+def test_resampling_resets_an_architectures_own_per_latent_parameters():
+    sae = ScaledSAE(3, 6, 0.3, generator=torch.Generator().manual_seed(0)).double()
+    opt = torch.optim.Adam(sae.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        sae(torch.randn(16, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)).loss.backward()
+        opt.step()
+    dead = torch.tensor([False, True, False, False, True, False])
+    scale_before, moments_before = sae.scale.detach().clone(), opt.state[sae.scale]["exp_avg"].clone()
+    assert (scale_before[dead] != 1).all() and (moments_before[dead] != 0).all()
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    resample_dead_latents(sae, x, dead, optimizer=opt, generator=torch.Generator().manual_seed(3))
+    assert (sae.scale[dead] == 1).all(), "reset_latents was not called"
+    assert_close(sae.scale[~dead].detach(), scale_before[~dead], EXACT, name="alive scales")
+    assert (opt.state[sae.scale]["exp_avg"][dead] == 0).all()
+    assert_close(opt.state[sae.scale]["exp_avg"][~dead], moments_before[~dead], EXACT, name="alive moments")
+
+
 def test_resampling_with_no_dead_latent_changes_nothing():
     sae, opt = sae_with_adam_state(14)
     before = [p.detach().clone() for p in sae.parameters()]

@@ -133,6 +133,13 @@ class SAE(nn.Module):
         return SAEOutput(x_hat, latents, loss, reconstruction_loss, sparsity_loss,
                          reconstruction_error, auxiliary_loss)
 
+    def reset_latents(self, dead: Tensor) -> None:
+        """Reset an architecture's own per-latent parameters of the ``dead`` latents (bool ``(d_sae,)``).
+
+        `mechlearn.sae.training.resample_dead_latents` calls it after re-pointing ``W_enc``,
+        ``b_enc`` and ``W_dec``; the base class has no other per-latent parameter, so nothing here.
+        """
+
     @torch.no_grad()
     def normalize_decoder(self) -> None:
         """Scale every row of ``W_dec`` to unit L2 norm, in place."""

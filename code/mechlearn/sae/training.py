@@ -99,8 +99,10 @@ def resample_dead_latents(
     squared reconstruction loss); uniformly if every input is reconstructed exactly. For each dead
     latent ``i`` and its drawn input ``x``, with ``u = (x − b_dec) / ‖x − b_dec‖``:
     ``W_dec[i] = u``, ``W_enc[:, i] = encoder_scale · (mean alive ‖W_enc[:, j]‖) · u`` (mean 1 if no
-    latent is alive), ``b_enc[i] = 0``; the Adam moments (``exp_avg``, ``exp_avg_sq``) of exactly
-    those entries are zeroed. Alive latents are untouched.
+    latent is alive), ``b_enc[i] = 0``, then `SAE.reset_latents` resets the architecture's own
+    per-latent parameters; the Adam moments (``exp_avg``, ``exp_avg_sq``) of exactly those entries
+    (and of the dead entries of every other ``(d_sae,)`` parameter) are zeroed. Alive latents are
+    untouched.
 
     Returns:
         the number of latents resampled.
@@ -122,9 +124,12 @@ def resample_dead_latents(
     sae.W_dec[dead] = directions
     sae.W_enc[:, dead] = directions.T * encoder_scale * encoder_norm
     sae.b_enc[dead] = 0.0
+    sae.reset_latents(dead)  # an architecture's own per-latent parameters (gated, JumpReLU)
     if optimizer is not None:
-        entries = ((sae.W_dec, dead), (sae.W_enc, (slice(None), dead)), (sae.b_enc, dead))
-        for param, index in entries:
+        own = [p for p in sae.parameters()  # other (d_sae,) parameters: r_mag, thresholds, ...
+               if p.shape == (sae.d_sae,) and p is not sae.b_enc and p is not sae.b_dec]
+        entries = [(sae.W_dec, dead), (sae.W_enc, (slice(None), dead)), (sae.b_enc, dead)]
+        for param, index in entries + [(p, dead) for p in own]:
             for moment in ("exp_avg", "exp_avg_sq"):
                 if moment in optimizer.state.get(param, {}):
                     optimizer.state[param][moment][index] = 0.0
