@@ -33,7 +33,7 @@ def test_committed_results_have_the_format_the_page_reads(path):
 def test_the_issue_s_targets_are_recorded():
     names = {p.stem: json.loads(p.read_text()) for p in COMMITTED}
     for name in ("tensor_engine", "gpt_forward", "kv_cache", "gpt_hf_forward", "gpt_hf_generation", "ppo_cartpole", "dqn_cartpole",
-                 "induction", "patching_activation", "patching_attribution"):
+                 "induction", "patching_activation", "patching_attribution", "superposition_sweep", "sae_toy", "sae_char_lm"):
         assert "target" in names[name], f"{name}.json should state its target and whether it was met"
 
 
