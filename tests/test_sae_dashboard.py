@@ -262,6 +262,15 @@ def test_dashboard_of_a_real_sae_has_every_panel(model, sae, tokenizer):
         assert "never fires" in latent_dashboard(model, sae, silent, tokens, acts, tokenizer).html
 
 
+def test_header_max_is_over_every_position_like_the_histogram(model, sae, tokenizer):
+    tokens = small_tokens(2, 12)
+    acts = torch.zeros(2, 12, sae.d_sae)
+    acts[0, 1, 3], acts[1, 9, 3] = 5.0, 2.0  # the largest peak sits before min_pos
+    dash = latent_dashboard(model, sae, 3, tokens, acts, tokenizer, k=2, left=3, right=0, min_pos=4)
+    assert [(c.batch, c.pos) for c in dash.contexts] == [(1, 9)]
+    assert "max 5.00" in dash.html and "max 2.00" not in dash.html
+
+
 # -- errors ---------------------------------------------------------------------------------------------
 
 def test_clear_errors(model, sae, tokenizer):

@@ -508,11 +508,12 @@ def latent_dashboard(
     contexts = top_activating_contexts(tokens, acts, latent, tokenizer, k=k, left=left, right=right,
                                        min_pos=min_pos)
     hist = activation_histogram(acts, latent, bins=bins)
-    max_act = contexts[0].activation if contexts else 0.0
+    max_act = contexts[0].activation if contexts else 0.0  # the shading's full scale
+    overall_max = max(float(acts[..., latent].max()), 0.0)  # every position, as the histogram
     name = f" · {html.escape(title)}" if title else ""
     head = (f'<div class="mlsae-head"><b>Latent {latent}</b>{name} '
             f'<span class="mlsae-note">· fires on {100 * hist.frequency:.2f}% of tokens · '
-            f"max {max_act:.2f}</span></div>")
+            f"max {overall_max:.2f}</span></div>")
     row = (f'<div class="mlsae-row">{_histogram_svg(hist)}'
            f'{_logit_table("boosts", logits.top_tokens, logits.top_values)}'
            f'{_logit_table("suppresses", logits.bottom_tokens, logits.bottom_values)}</div>')
