@@ -362,6 +362,20 @@ def _quick(train: dict) -> dict:
     return train | {"n_train_sequences": 64, "steps": 60, "batch_size": 256, "resample_every": 20, "decay_steps": 10}
 
 
+def _recipe_inputs(out_dir: str | Path, train_config: dict, quick: bool) -> tuple:
+    """What both recipes start from: the output folder, the training settings, the char-LM and its
+    manifest, the seeded generator, the training activations and the held-out evaluation tokens."""
+    from mechlearn.gpt import load_char_lm
+
+    out = recipe_output_dir(out_dir)
+    train = _quick(train_config) if quick else dict(train_config)
+    model, _, lm_manifest = load_char_lm()
+    generator = torch.Generator().manual_seed(train["seed"])
+    acts = _training_activations(model, train["n_train_sequences"], generator)
+    eval_tokens = char_lm_eval_tokens(8 if quick else EVAL_SEQUENCES)
+    return out, train, model, lm_manifest, generator, acts, eval_tokens
+
+
 def char_lm_sae_recipe(out_dir: str | Path, quick: bool = False, progress: bool = True) -> dict:
     """Train one SAE per architecture on the char-LM's `CHAR_LM_HOOK`; write ``sae_<arch>.pt`` + ``.json`` each.
 
@@ -376,14 +390,7 @@ def char_lm_sae_recipe(out_dir: str | Path, quick: bool = False, progress: bool 
     Raises:
         ValueError: ``out_dir`` lies inside the ``mechlearn`` package.
     """
-    from mechlearn.gpt import load_char_lm
-
-    out = recipe_output_dir(out_dir)
-    train = _quick(CHAR_LM_SAE_TRAIN) if quick else dict(CHAR_LM_SAE_TRAIN)
-    model, _, lm_manifest = load_char_lm()
-    generator = torch.Generator().manual_seed(train["seed"])
-    acts = _training_activations(model, train["n_train_sequences"], generator)
-    eval_tokens = char_lm_eval_tokens(8 if quick else EVAL_SEQUENCES)
+    out, train, model, lm_manifest, generator, acts, eval_tokens = _recipe_inputs(out_dir, CHAR_LM_SAE_TRAIN, quick)
     summary: dict[str, Any] = {"files": [], "metrics": {}, "met": {}, "seconds": 0.0, "steps": train["steps"]}
     for arch in ARCHITECTURES:
         sae, history, seconds = _train_one(arch, CHAR_LM_SAE_KWARGS[arch], acts, train, generator, progress)
@@ -424,14 +431,7 @@ def frontier_recipe(out_dir: str | Path, quick: bool = False, progress: bool = T
     Raises:
         ValueError: ``out_dir`` lies inside the ``mechlearn`` package.
     """
-    from mechlearn.gpt import load_char_lm
-
-    out = recipe_output_dir(out_dir)
-    train = _quick(FRONTIER_TRAIN) if quick else dict(FRONTIER_TRAIN)
-    model, _, lm_manifest = load_char_lm()
-    generator = torch.Generator().manual_seed(train["seed"])
-    acts = _training_activations(model, train["n_train_sequences"], generator)
-    eval_tokens = char_lm_eval_tokens(8 if quick else EVAL_SEQUENCES)
+    out, train, model, lm_manifest, generator, acts, eval_tokens = _recipe_inputs(out_dir, FRONTIER_TRAIN, quick)
     points, total = [], 0.0
     for arch in ARCHITECTURES:
         knob, values = FRONTIER_SWEEP[arch]
