@@ -166,7 +166,8 @@ class JumpReLUSAE(SAE):
 
     ``π = (x − b_dec) W_enc + b_enc``, ``f = JumpReLU_θ(π)``, loss ``‖x − x̂‖² + λ Σ_i H(π_i − θ_i)``.
     The thresholds are stored as ``log_threshold`` so they stay positive. The paper's defaults are
-    ε = θ₀ = 0.001 for activations normalised to ``E‖x‖² = d_in``; both scale with the data.
+    ε = θ₀ = 0.001 for activations rescaled to unit mean squared norm, ``E‖x‖² = 1`` (the DeepMind
+    convention, stated in Gemma Scope §3.1); both scale with the data.
 
     Args:
         d_in: width of the activations.

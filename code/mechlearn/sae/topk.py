@@ -15,7 +15,9 @@ and the others get none (a piecewise-linear map, like ReLU).
 dead, and since it is never selected it never gets a gradient. AuxK gives dead latents one: take
 the ``aux_k`` largest pre-activations *among the dead latents*, decode them without ``b_dec``, and
 ask them to reconstruct the main model's residual ``e = x − x̂`` (held fixed):
-``L_aux = α · mean ‖e − ê‖²`` with α = 1/32 by default. The count of inputs since each latent last
+``L_aux = α · mean ‖e − ê‖²`` with α = 1/32 by default. (Gao et al. use ``aux_k`` = 512 and call
+a latent dead after 10 million tokens without firing; the default ``dead_tokens`` = 10,000 suits
+toy-scale runs.) The count of inputs since each latent last
 fired is a buffer that `forward` updates while the module is in training mode.
 """
 
@@ -55,9 +57,11 @@ def topk_activation(
         ValueError: ``k`` is outside [1, d_sae].
     """
     if not isinstance(pre, Tensor) or not pre.is_floating_point() or pre.ndim == 0:
-        got = (f"shape {tuple(pre.shape)}, dtype {pre.dtype}" if isinstance(pre, Tensor)
-               else type(pre).__name__)
-        raise TypeError(f"pre should be a floating-point torch.Tensor (..., d_sae), got {got}")
+        got = (f"shape {tuple(pre.shape)}, dtype {pre.dtype}"
+               if isinstance(pre, Tensor) else type(pre).__name__)
+        raise TypeError(
+            f"pre should be a floating-point torch.Tensor (..., d_sae), got {got}"
+        )
     k = _check_k(k, pre.shape[-1])
     top = pre.topk(k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, top.indices, F.relu(top.values))
