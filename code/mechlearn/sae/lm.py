@@ -81,10 +81,11 @@ CHAR_LM_SAE_KWARGS: dict[str, dict[str, float | int]] = {
 """Each architecture's sparsity setting in the committed recipe (passed to `make_sae`).
 
 The char-LM's residual stream at `CHAR_LM_HOOK` is not rescaled (``E‖x‖²`` ≈ 117, ``d_in`` = 128;
-DeepMind's JumpReLU SAEs rescale to unit mean squared norm, Gemma Scope §3.1), and the paper's
-ε = θ₀ = 0.001 suit billions of training tokens: Adam moves each log-threshold by at most about the learning rate per step, so in
-3,000 steps at 1e-3 a threshold can grow about e³ ≈ 20-fold, from 0.001 to 0.02, far below the
-pre-activations' scale of about 1. θ₀ = 0.5 and a wider kernel (ε = 0.05) let them settle within the run."""
+DeepMind's JumpReLU SAEs rescale to unit mean squared norm, Gemma Scope §3.1), and the paper's ε =
+θ₀ = 0.001 suit billions of training tokens: Adam moves each log-threshold by at most about the
+learning rate per step, so in 3,000 steps at 1e-3 a threshold can grow about e³ ≈ 20-fold, from
+0.001 to 0.02, far below the pre-activations' scale of about 1. θ₀ = 0.5 and a wider kernel (ε =
+0.05) let them settle within the run."""
 CHAR_LM_SAE_TRAIN: dict[str, Any] = {
     "n_train_sequences": 1600, "steps": 3000, "batch_size": 1024, "lr": 1e-3, "decay_steps": 600,
     "resample_every": 500, "seed": 0,
