@@ -14,6 +14,7 @@ import re
 import pytest
 import torch
 from conftest import unchecked
+from fuzzing import result_or_clear_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -283,11 +284,7 @@ def test_bad_input_errors_name_what_was_expected(models):
 
 
 def _clear(call):
-    try:
-        return call()
-    except (ValueError, TypeError) as err:
-        assert INFORMATIVE.search(str(err)), f"uninformative {type(err).__name__}: {err}"
-        return None
+    return result_or_clear_error(call, INFORMATIVE)
 
 
 dims = st.integers(0, 4)

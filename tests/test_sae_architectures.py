@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import unchecked
+from fuzzing import result_or_clear_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.autograd.gradcheck import GradcheckError
@@ -400,11 +401,7 @@ def test_bad_threshold_and_k_for_the_functions():
 
 
 def _clear(call):
-    try:
-        return call()
-    except (ValueError, TypeError) as err:
-        assert INFORMATIVE.search(str(err)), f"uninformative {type(err).__name__}: {err}"
-        return None
+    return result_or_clear_error(call, INFORMATIVE)
 
 
 def _construct(cls, *args, **kwargs):
